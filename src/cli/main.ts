@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// The one entry point: `berth serve [--config FILE]`, `berth verify FILE`.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { startRegistry } from '../registry/server.js';
+
+const USAGE = `usage:
+  berth serve [--config FILE]   run the registry (REGISTRY_* environment variables override the file)
+  berth verify FILE             check a configuration file and name every bad field
+`;
+
+async function serve(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, allowPositionals: true });
+  const file = values.config ?? positionals[0] ?? process.env['BERTH_CONFIG'];
+  const config = await loadConfig(file);
+  const log = createLogger(config.log);
+  const registry = await startRegistry(config, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      registry.close().then(resolve, (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info('stopped');
+  return 0;
+}
+
+async function verify(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const config = await loadConfig(file, {});
+  process.stdout.write(`${file}: ok (storage ${config.storage.driver}, listening on ${config.http.addr})\n`);
+  for (const section of config.ignored) process.stdout.write(`${file}: note: section ${section} is not supported by Berth and is ignored\n`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'verify':
+        return await verify(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`berth: unknown command ${command}\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,116 @@
+// Loading a configuration: YAML file → environment overrides → schema → resolved config.
+//
+// Environment overrides follow CNCF Distribution: REGISTRY_<SECTION>_<KEY>... sets the key at that path (matched
+// case-insensitively; every schema key is one lowercase word), its value read as YAML, so
+// REGISTRY_STORAGE_DELETE_ENABLED=true sets storage.delete.enabled to the boolean true. REGISTRY_STORAGE=<driver>
+// picks the storage driver, dropping any other driver the file configured.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, DRIVER_NAMES, IGNORED_SECTIONS, type ParsedConfig, type ResolvedConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(source: string, problems: readonly string[]) {
+    super(`${source}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Tree = Record<string, unknown>;
+
+function isTree(v: unknown): v is Tree {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Applies REGISTRY_* variables to a raw config tree (in place) and returns it. */
+export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
+  const vars = Object.keys(env)
+    .filter((k) => k.startsWith('REGISTRY_') && env[k] !== undefined)
+    .sort((a, b) => a.split('_').length - b.split('_').length);
+  for (const name of vars) {
+    const segments = name.slice('REGISTRY_'.length).split('_').filter(Boolean);
+    const value = env[name] ?? '';
+    if (segments.length === 1 && segments[0] === 'STORAGE') {
+      const storage = isTree(raw['storage']) ? raw['storage'] : (raw['storage'] = {});
+      const driver = value.trim().toLowerCase();
+      for (const d of DRIVER_NAMES) if (d !== driver) delete storage[d];
+      if (!isTree(storage[driver])) storage[driver] = {};
+      continue;
+    }
+    let node = raw;
+    for (const [i, seg] of segments.entries()) {
+      // Every schema key is one lowercase word, so the lowercased segment is the key unless the file spells it otherwise.
+      const key = Object.keys(node).find((k) => k.toUpperCase() === seg) ?? seg.toLowerCase();
+      if (i === segments.length - 1) {
+        node[key] = parseScalar(value);
+      } else {
+        if (!isTree(node[key])) node[key] = {};
+        node = node[key] as Tree;
+      }
+    }
+  }
+  return raw;
+}
+
+function parseScalar(value: string): unknown {
+  try {
+    const parsed: unknown = parseYaml(value);
+    return parsed === null ? value : parsed;
+  } catch {
+    return value;
+  }
+}
+
+/** Validates a raw tree; throws ConfigError naming each bad field. */
+export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`),
+    );
+  }
+  return resolveParsed(result.data);
+}
+
+function resolveParsed(c: ParsedConfig): ResolvedConfig {
+  const s = c.storage;
+  const storage =
+    s.inmemory !== undefined && s.inmemory !== null
+      ? ({ driver: 'inmemory' } as const)
+      : ({ driver: 'filesystem', rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry' } as const);
+  const present = c as unknown as Tree;
+  return {
+    log: c.log,
+    storage,
+    deleteEnabled: s.delete.enabled,
+    readOnly: s.maintenance.readonly.enabled,
+    redirect: !s.redirect.disable,
+    cache: s.cache,
+    uploadPurging: s.maintenance.uploadpurging,
+    http: c.http,
+    ignored: IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
+  };
+}
+
+/** Reads a YAML file (or nothing, with only defaults and environment), applies the environment, resolves. */
+export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedConfig> {
+  let raw: unknown = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(file, [`cannot read the file: ${err instanceof Error ? err.message : String(err)}`]);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(file, [`not valid YAML: ${err instanceof Error ? err.message : String(err)}`]);
+    }
+    if (!isTree(raw)) throw new ConfigError(file, ['(top level): expected a mapping of keys']);
+  }
+  return resolveConfig(applyEnvironment(raw as Tree, env), file ?? 'environment');
+}

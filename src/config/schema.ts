@@ -1,0 +1,132 @@
+// Berth's configuration: one zod schema gives the types, the defaults and validation errors that name the field.
+// The raw file uses CNCF Distribution's config.yml keys where they overlap; `resolve` turns it into what the code uses.
+import { z } from 'zod';
+
+const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
+const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a Go-style duration (`10s`, `1h30m`, `168h`) into milliseconds. */
+export function parseDuration(text: string): number {
+  if (!GO_DURATION.test(text)) throw new Error(`invalid duration ${JSON.stringify(text)} (use Go form, such as 30s or 1h30m)`);
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 0);
+  return total;
+}
+
+const duration = z.union([
+  z.number().nonnegative().transform((n) => n * 1000),
+  z.string().refine((s) => GO_DURATION.test(s), { message: 'expected a duration such as 30s, 10m or 168h' }).transform(parseDuration),
+]);
+
+/** `host:port`, `:port` or `port`. */
+const listenAddress = z
+  .union([z.string(), z.number().int()])
+  .transform((v) => String(v))
+  .refine((s) => /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*)?:?\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, {
+    message: 'expected an address such as :5000 or 127.0.0.1:5000',
+  });
+
+const enabledFlag = (def: boolean) => z.object({ enabled: z.boolean().default(def) }).prefault({});
+
+export const DRIVER_NAMES = ['filesystem', 'inmemory'] as const;
+export type DriverName = (typeof DRIVER_NAMES)[number];
+
+const FilesystemParams = z.strictObject({
+  rootdirectory: z.string().min(1).default('/var/lib/registry'),
+  maxthreads: z.number().int().positive().optional(),
+});
+
+const StorageSchema = z
+  .strictObject({
+    filesystem: FilesystemParams.nullish(),
+    inmemory: z.strictObject({}).nullish(),
+    delete: enabledFlag(false),
+    redirect: z.strictObject({ disable: z.boolean().default(false) }).prefault({}),
+    cache: z
+      .strictObject({
+        blobdescriptor: z.enum(['inmemory', 'redis', 'none', '']).default('inmemory'),
+        blobdescriptorsize: z.number().int().positive().default(10_000),
+      })
+      .prefault({}),
+    maintenance: z
+      .strictObject({
+        uploadpurging: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            age: duration.default(168 * 3_600_000),
+            interval: duration.default(24 * 3_600_000),
+            dryrun: z.boolean().default(false),
+          })
+          .prefault({}),
+        readonly: enabledFlag(false),
+      })
+      .prefault({}),
+  })
+  .prefault({})
+  .superRefine((s, ctx) => {
+    const chosen = DRIVER_NAMES.filter((d) => s[d] !== undefined);
+    if (chosen.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [chosen[1] ?? ''], message: `only one storage driver may be configured (found ${chosen.join(', ')})` });
+    }
+  });
+
+const LogSchema = z
+  .strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    formatter: z.enum(['json']).default('json'),
+    fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    accesslog: z.strictObject({ disabled: z.boolean().default(false) }).prefault({}),
+  })
+  .prefault({});
+
+const HttpSchema = z
+  .strictObject({
+    addr: listenAddress.default(':5000'),
+    net: z.enum(['tcp']).default('tcp'),
+    host: z.url().optional(),
+    prefix: z.string().optional(),
+    /** Accepted for compatibility with Distribution configs: Berth keeps upload state in storage and needs no shared secret for it. */
+    secret: z.string().optional(),
+    relativeurls: z.boolean().default(false),
+    draintimeout: duration.default(10_000),
+    headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+    debug: z
+      .strictObject({
+        addr: listenAddress.default(':5001'),
+        prometheus: z.strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/metrics') }).prefault({}),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** Sections of Distribution's config.yml that Berth does not implement; accepted, and reported as ignored. */
+export const IGNORED_SECTIONS = ['auth', 'notifications', 'middleware', 'reporting', 'health', 'proxy', 'validation', 'compatibility', 'loglevel'] as const;
+
+export const ConfigSchema = z.strictObject({
+  version: z.union([z.string(), z.number()]).transform(String).default('0.1'),
+  log: LogSchema,
+  storage: StorageSchema,
+  http: HttpSchema,
+  ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
+});
+
+export type RawConfig = z.input<typeof ConfigSchema>;
+export type ParsedConfig = z.output<typeof ConfigSchema>;
+
+export type StorageConfig =
+  | { readonly driver: 'filesystem'; readonly rootdirectory: string }
+  | { readonly driver: 'inmemory' };
+
+/** What the code uses: defaults applied, durations in milliseconds, the storage driver chosen. */
+export interface ResolvedConfig {
+  readonly log: ParsedConfig['log'];
+  readonly storage: StorageConfig;
+  readonly deleteEnabled: boolean;
+  readonly readOnly: boolean;
+  readonly redirect: boolean;
+  readonly cache: ParsedConfig['storage']['cache'];
+  readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
+  readonly http: ParsedConfig['http'];
+  /** Sections present in the file that Berth ignores. */
+  readonly ignored: readonly string[];
+}

@@ -1,0 +1,134 @@
+// The Koa application: one error boundary that renders every failure as the OCI envelope, request ids and access
+// logs, then dispatch through the route table.
+import { randomUUID } from 'node:crypto';
+import Koa from 'koa';
+import { envelope, RegistryError } from '../oci/errors.js';
+import { checkName } from '../oci/names.js';
+import { Urls, type Ctx, type RegistryDeps, type RegistryState } from './context.js';
+import { blobHandlers } from './handlers/blobs.js';
+import { listingHandlers } from './handlers/listings.js';
+import { manifestHandlers } from './handlers/manifests.js';
+import type { HttpMetrics } from './metrics.js';
+import { ALLOWED_METHODS, matchRoute, type RouteName } from './routes.js';
+
+type Handler = (ctx: Ctx, name: string, param: string) => Promise<void>;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function isClientAbort(err: unknown, ctx: Ctx): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  return ctx.req.destroyed || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR';
+}
+
+function render(ctx: Ctx, err: RegistryError): void {
+  ctx.status = err.status;
+  for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+  ctx.body = envelope(err);
+  ctx.type = 'application/json';
+  // A refused body may still be arriving; don't keep the connection for it.
+  if (err.status === 413) ctx.set('Connection', 'close');
+}
+
+export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<RegistryState> {
+  const app = new Koa<RegistryState>({ proxy: false });
+  const urls = new Urls(deps.config);
+  const blobs = blobHandlers(deps, urls);
+  const manifests = manifestHandlers(deps, urls);
+  const listings = listingHandlers(deps, urls);
+  const prefix = (deps.config.http.prefix ?? '').replace(/\/+$/, '');
+  const extraHeaders = Object.entries(deps.config.http.headers);
+  const accessLog = !deps.config.log.accesslog.disabled;
+
+  const table: Readonly<Record<RouteName, Readonly<Record<string, Handler>>>> = {
+    base: { GET: listings.base },
+    catalog: { GET: listings.catalog },
+    tags: { GET: listings.tags },
+    manifest: { GET: manifests.getManifest, PUT: manifests.putManifest, DELETE: manifests.deleteManifest },
+    blob: { GET: blobs.getBlob, DELETE: blobs.deleteBlob },
+    'upload-start': { POST: blobs.startUpload },
+    upload: { GET: blobs.uploadStatus, PATCH: blobs.patchUpload, PUT: blobs.putUpload, DELETE: blobs.cancelUpload },
+    referrers: { GET: listings.referrers },
+  };
+
+  app.on('error', (err: unknown, ctx?: Ctx) => {
+    // Stream failures after the headers went out land here; the socket is already gone.
+    const log = ctx?.state.log ?? deps.log;
+    log.warn({ err }, 'response stream failed');
+  });
+
+  // The boundary: request id, standard headers, OCI error rendering, access log and metrics.
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('X-Request-Id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.route = 'unknown';
+    ctx.state.log = deps.log.child({ reqId: requestId });
+    ctx.set('X-Request-Id', requestId);
+    ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    for (const [k, v] of extraHeaders) ctx.set(k, v);
+    metrics?.inFlight.inc();
+    ctx.res.once('close', () => {
+      metrics?.inFlight.dec();
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const bytes = Number(ctx.res.getHeader('Content-Length') ?? 0);
+      if (metrics !== undefined) {
+        const labels = { method: ctx.method, route: ctx.state.route };
+        metrics.requests.inc({ ...labels, code: String(ctx.status) });
+        metrics.duration.observe(labels, seconds);
+        metrics.responseSize.observe(labels, bytes);
+      }
+      if (accessLog) {
+        ctx.state.log.info(
+          {
+            method: ctx.method,
+            route: ctx.state.route,
+            path: ctx.path,
+            status: ctx.status,
+            bytes,
+            durationMs: Math.round(seconds * 1e6) / 1e3,
+            completed: ctx.res.writableFinished,
+          },
+          'request',
+        );
+      }
+    });
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof RegistryError) {
+        if (err.status >= 500) ctx.state.log.error({ err }, 'request failed');
+        render(ctx, err);
+      } else if (isClientAbort(err, ctx)) {
+        ctx.state.log.info({ err: String(err) }, 'client went away');
+        render(ctx, new RegistryError('BLOB_UPLOAD_INVALID', { message: 'the request body ended early', status: 400 }));
+      } else {
+        ctx.state.log.error({ err }, 'unexpected failure');
+        render(ctx, new RegistryError('UNKNOWN', { message: `internal error; quote request id ${requestId}` }));
+      }
+    }
+  });
+
+  app.use(async (ctx) => {
+    let path = ctx.path;
+    if (prefix !== '') {
+      if (!path.startsWith(`${prefix}/`)) throw new RegistryError('UNSUPPORTED', { status: 404, message: `no such endpoint: ${ctx.method} ${path}` });
+      path = path.slice(prefix.length);
+    }
+    const match = matchRoute(path);
+    if (match === undefined) throw new RegistryError('UNSUPPORTED', { status: 404, message: `no such endpoint: ${ctx.method} ${path.slice(0, 200)}` });
+    ctx.state.route = match.route;
+    const methods = table[match.route];
+    const handler = methods[ctx.method] ?? (ctx.method === 'HEAD' ? methods['GET'] : undefined);
+    if (handler === undefined) {
+      throw new RegistryError('UNSUPPORTED', {
+        message: `${ctx.method} is not supported on this endpoint`,
+        headers: { Allow: ALLOWED_METHODS[match.route].join(', ') },
+      });
+    }
+    if (match.route !== 'base' && match.route !== 'catalog') checkName(match.name);
+    await handler(ctx, match.name, match.param);
+  });
+
+  return app;
+}

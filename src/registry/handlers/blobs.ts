@@ -1,0 +1,158 @@
+// Blob reads and deletes, and the upload endpoints: sessions, chunks, monolithic pushes and cross-repository mounts.
+import { RegistryError } from '../../oci/errors.js';
+import { parseDigest } from '../../oci/digest.js';
+import { isValidName } from '../../oci/names.js';
+import type { Repository } from '../../storage/registry.js';
+import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
+import { contentLength, hasBody, parseContentRange, parseRange, queryString } from '../http.js';
+
+/** Throws NAME_UNKNOWN for a repository nothing was pushed to, else rethrows `err`. */
+export async function explainMissing(repo: Repository, err: unknown): Promise<never> {
+  if (err instanceof RegistryError && err.status === 404 && !(await repo.exists())) {
+    throw new RegistryError('NAME_UNKNOWN', { detail: { name: repo.name } });
+  }
+  throw err;
+}
+
+export function writable(deps: RegistryDeps): void {
+  if (deps.config.readOnly) throw new RegistryError('UNSUPPORTED', { message: 'the registry is in read-only mode' });
+}
+
+function deletable(deps: RegistryDeps): void {
+  if (!deps.config.deleteEnabled) {
+    throw new RegistryError('UNSUPPORTED', { message: 'deletes are disabled (storage.delete.enabled is false)' });
+  }
+}
+
+function requireDigest(raw: unknown) {
+  const value = queryString(raw);
+  if (value === undefined || value === '') throw new RegistryError('DIGEST_INVALID', { message: 'the digest query parameter is required' });
+  return parseDigest(value);
+}
+
+export function blobHandlers(deps: RegistryDeps, urls: Urls) {
+  const { storage } = deps;
+
+  async function getBlob(ctx: Ctx, name: string, param: string): Promise<void> {
+    const digest = parseDigest(param);
+    const repo = storage.repository(name);
+    const desc = await repo.blobs.stat(digest).catch((err: unknown) => explainMissing(repo, err));
+    const etag = `"${digest.value}"`;
+    ctx.set('Docker-Content-Digest', digest.value);
+    ctx.set('ETag', etag);
+    ctx.set('Accept-Ranges', 'bytes');
+    ctx.set('Cache-Control', 'max-age=31536000');
+    if (ctx.get('If-None-Match') === etag || ctx.get('If-None-Match') === digest.value) {
+      ctx.status = 304;
+      return;
+    }
+    const range = parseRange(ctx.get('Range') || undefined, desc.size);
+    const start = range?.start ?? 0;
+    const length = range === undefined ? desc.size : range.end - range.start + 1;
+    ctx.status = range === undefined ? 200 : 206;
+    ctx.type = desc.mediaType;
+    if (range !== undefined) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${desc.size}`);
+    if (ctx.method !== 'HEAD') ctx.body = await storage.blobs.open(digest, start, length);
+    ctx.set('Content-Length', String(length));
+  }
+
+  async function deleteBlob(ctx: Ctx, name: string, param: string): Promise<void> {
+    writable(deps);
+    deletable(deps);
+    const digest = parseDigest(param);
+    const repo = storage.repository(name);
+    await repo.blobs.unlink(digest).catch((err: unknown) => explainMissing(repo, err));
+    ctx.set('Docker-Content-Digest', digest.value);
+    emptyBody(ctx, 202);
+  }
+
+  function sessionHeaders(ctx: Ctx, name: string, id: string, size: number): void {
+    ctx.set('Location', urls.upload(name, id));
+    ctx.set('Range', `0-${Math.max(size - 1, 0)}`);
+    ctx.set('Docker-Upload-UUID', id);
+  }
+
+  function created(ctx: Ctx, name: string, digest: string): void {
+    ctx.set('Location', urls.blob(name, digest));
+    ctx.set('Docker-Content-Digest', digest);
+    emptyBody(ctx, 201);
+  }
+
+  async function startUpload(ctx: Ctx, name: string): Promise<void> {
+    writable(deps);
+    const repo = storage.repository(name);
+    const mount = queryString(ctx.query['mount']);
+    if (mount !== undefined) {
+      const digest = parseDigest(mount);
+      const from = queryString(ctx.query['from']);
+      if (from !== undefined && from !== name && isValidName(from)) {
+        try {
+          await storage.repository(from).blobs.stat(digest);
+          await repo.blobs.link(digest);
+          created(ctx, name, digest.value);
+          return;
+        } catch (err) {
+          if (!(err instanceof RegistryError && err.code === 'BLOB_UNKNOWN')) throw err;
+        }
+      }
+      // Not mountable: fall back to an ordinary session, as the spec asks.
+    }
+    const monolithic = queryString(ctx.query['digest']);
+    if (monolithic !== undefined) {
+      const digest = parseDigest(monolithic);
+      const session = await repo.uploads.create();
+      try {
+        const length = contentLength(ctx.req);
+        await repo.uploads.commit(session.id, digest, ctx.req, length === undefined ? {} : { length });
+      } catch (err) {
+        await repo.uploads.cancel(session.id).catch(() => undefined);
+        throw err;
+      }
+      created(ctx, name, digest.value);
+      return;
+    }
+    const session = await repo.uploads.create();
+    sessionHeaders(ctx, name, session.id, 0);
+    ctx.set('OCI-Chunk-Min-Length', '0');
+    emptyBody(ctx, 202);
+  }
+
+  async function uploadStatus(ctx: Ctx, name: string, id: string): Promise<void> {
+    const status = await storage.repository(name).uploads.status(id);
+    sessionHeaders(ctx, name, id, status.size);
+    emptyBody(ctx, 204);
+  }
+
+  async function patchUpload(ctx: Ctx, name: string, id: string): Promise<void> {
+    writable(deps);
+    const range = parseContentRange(ctx.get('Content-Range') || undefined);
+    const length = contentLength(ctx.req);
+    const status = await storage.repository(name).uploads.append(id, ctx.req, {
+      ...(range === undefined ? {} : { range }),
+      ...(length === undefined ? {} : { length }),
+    });
+    sessionHeaders(ctx, name, id, status.size);
+    emptyBody(ctx, 202);
+  }
+
+  async function putUpload(ctx: Ctx, name: string, id: string): Promise<void> {
+    writable(deps);
+    const digest = requireDigest(ctx.query['digest']);
+    const uploads = storage.repository(name).uploads;
+    if (hasBody(ctx.req)) {
+      const range = parseContentRange(ctx.get('Content-Range') || undefined);
+      const length = contentLength(ctx.req);
+      await uploads.commit(id, digest, ctx.req, { ...(range === undefined ? {} : { range }), ...(length === undefined ? {} : { length }) });
+    } else {
+      await uploads.commit(id, digest);
+    }
+    created(ctx, name, digest.value);
+  }
+
+  async function cancelUpload(ctx: Ctx, name: string, id: string): Promise<void> {
+    await storage.repository(name).uploads.cancel(id);
+    emptyBody(ctx, 204);
+  }
+
+  return { getBlob, deleteBlob, startUpload, uploadStatus, patchUpload, putUpload, cancelUpload };
+}

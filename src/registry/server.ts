@@ -1,0 +1,109 @@
+// Starts the registry and debug listeners for a resolved config, and stops them gracefully.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config/schema.js';
+import { createDriver } from '../storage/drivers/factory.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { purgeUploads } from '../storage/purge.js';
+import { RegistryStorage } from '../storage/registry.js';
+import { createApp } from './app.js';
+import { createDebugServer } from './debug.js';
+import { createMetrics } from './metrics.js';
+
+export interface RunningRegistry {
+  /** Where the registry API listens. */
+  readonly address: AddressInfo;
+  /** Where health and metrics listen. */
+  readonly debugAddress: AddressInfo | undefined;
+  readonly storage: RegistryStorage;
+  /** Stops accepting, lets in-flight requests finish (up to http.draintimeout), then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Splits `host:port`, `:port` or `port`; an empty host listens on every interface. */
+export function parseListen(addr: string): { host: string | undefined; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = i < 0 ? '' : addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? undefined : host, port: Number(i < 0 ? addr : addr.slice(i + 1)) };
+}
+
+function listen(server: Server, addr: string): Promise<AddressInfo> {
+  const { host, port } = parseListen(addr);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export interface StartOptions {
+  /** A driver to use instead of the configured one (tests). */
+  readonly driver?: StorageDriver;
+}
+
+export async function startRegistry(config: ResolvedConfig, log: Logger, options: StartOptions = {}): Promise<RunningRegistry> {
+  const driver = options.driver ?? createDriver(config.storage);
+  const storage = new RegistryStorage(driver);
+  const metrics = createMetrics();
+  const app = createApp({ config, storage, log }, metrics);
+  const server = createServer(app.callback());
+  // Big pushes may take long; idle and header timeouts still guard against clients that stall.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  const address = await listen(server, config.http.addr);
+
+  let debug: Server | undefined;
+  let debugAddress: AddressInfo | undefined;
+  if (config.http.debug.addr !== '') {
+    debug = createDebugServer({ driver, metrics, metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined });
+    debugAddress = await listen(debug, config.http.debug.addr);
+  }
+  for (const section of config.ignored) log.warn({ section }, 'config section is not supported by Berth and is ignored');
+
+  let purgeTimer: NodeJS.Timeout | undefined;
+  const purging = config.uploadPurging;
+  if (purging.enabled && !config.readOnly) {
+    const run = (): void => {
+      purgeUploads(driver, new Date(Date.now() - purging.age), purging.dryrun, log).then(
+        (r) => log.info(r, 'upload purge finished'),
+        (err: unknown) => log.warn({ err }, 'upload purge failed'),
+      );
+    };
+    // First pass soon after start (jittered so replicas don't walk storage together), then every interval.
+    purgeTimer = setTimeout(() => {
+      run();
+      purgeTimer = setInterval(run, Math.max(purging.interval, 60_000)).unref();
+    }, 5_000 + Math.random() * 25_000).unref();
+  }
+
+  log.info({ addr: `${address.address}:${address.port}`, debugAddr: debugAddress && `${debugAddress.address}:${debugAddress.port}`, storage: driver.name }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      if (purgeTimer !== undefined) clearTimeout(purgeTimer);
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go idle as their last request ends; close them as they do.
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+      server.closeIdleConnections();
+      void drained.then(() => clearInterval(sweeper));
+      const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.http.draintimeout).unref());
+      if ((await Promise.race([drained.then(() => 'drained' as const), deadline])) === 'timeout') {
+        log.warn('drain timeout reached; closing remaining connections');
+        server.closeAllConnections();
+        await drained;
+      }
+      if (debug !== undefined) {
+        debug.closeAllConnections();
+        await new Promise<void>((resolve) => debug.close(() => resolve()));
+      }
+      await driver.close();
+    })();
+    return closing;
+  };
+  return { address, debugAddress, storage, close };
+}

@@ -1,0 +1,107 @@
+// Blob statting and reading: the global store (content-addressed bytes) and the per-repository view (only blobs
+// linked into the repository exist there). The descriptor cache (src/cache) wraps the BlobStatter interface.
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../oci/errors.js';
+import type { Digest } from '../oci/digest.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { paths } from './paths.js';
+
+export interface BlobDescriptor {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
+export interface BlobStatter {
+  /** The descriptor of a blob that exists; throws BLOB_UNKNOWN otherwise. */
+  stat(digest: Digest): Promise<BlobDescriptor>;
+}
+
+export const OCTET_STREAM = 'application/octet-stream';
+
+function unknown(digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', { detail: { digest: digest.value } });
+}
+
+/** The content-addressed store shared by every repository. */
+export class GlobalBlobs implements BlobStatter {
+  readonly #driver: StorageDriver;
+
+  constructor(driver: StorageDriver) {
+    this.#driver = driver;
+  }
+
+  async stat(digest: Digest): Promise<BlobDescriptor> {
+    try {
+      const info = await this.#driver.stat(paths.blobData(digest));
+      if (info.isDir) throw unknown(digest);
+      return { digest, size: info.size, mediaType: OCTET_STREAM };
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+  }
+
+  /** Streams `length` bytes of a blob from `offset`. */
+  async open(digest: Digest, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
+    try {
+      return await this.#driver.reader(paths.blobData(digest), { offset, length, ...(signal === undefined ? {} : { signal }) });
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+  }
+
+  /** Reads a small blob (a manifest) whole. */
+  async getContent(digest: Digest): Promise<Buffer> {
+    try {
+      return await this.#driver.getContent(paths.blobData(digest));
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+  }
+
+  /** Stores a small blob (a manifest) whose digest the caller has verified. */
+  async putContent(digest: Digest, content: Uint8Array): Promise<void> {
+    await this.#driver.putContent(paths.blobData(digest), content);
+  }
+}
+
+/** Blobs as one repository sees them: a blob exists there only when it is linked into the repository. */
+export class LinkedBlobs implements BlobStatter {
+  readonly #driver: StorageDriver;
+  readonly #name: string;
+  readonly #global: BlobStatter;
+
+  constructor(driver: StorageDriver, name: string, global: BlobStatter) {
+    this.#driver = driver;
+    this.#name = name;
+    this.#global = global;
+  }
+
+  async stat(digest: Digest): Promise<BlobDescriptor> {
+    try {
+      await this.#driver.stat(paths.layerLink(this.#name, digest));
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+    return this.#global.stat(digest);
+  }
+
+  /** Links a blob that exists in the global store into this repository. */
+  async link(digest: Digest): Promise<void> {
+    await this.#driver.putContent(paths.layerLink(this.#name, digest), Buffer.from(digest.value));
+  }
+
+  /** Removes the repository's link; the bytes stay for other repositories until garbage collection. */
+  async unlink(digest: Digest): Promise<void> {
+    try {
+      await this.#driver.delete(paths.layerLinkDir(this.#name, digest));
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,108 @@
+// The storage driver interface: paths and bytes, nothing about digests or HTTP. Every driver passes
+// test/suites/driver-suite.ts. Paths are absolute, `/`-separated, and made of [A-Za-z0-9._:-] segments.
+import type { Readable, Writable } from 'node:stream';
+
+export interface FileInfo {
+  readonly path: string;
+  readonly size: number;
+  readonly modTime: Date;
+  readonly isDir: boolean;
+}
+
+/** A writer for one file. Bytes go to `stream`; nothing is guaranteed visible until `commit` resolves. */
+export interface FileWriter {
+  /** Where the bytes go. End it (or let `pipeline` end it) before `commit`. */
+  readonly stream: Writable;
+  /** Size of the file so far: what it had when opened for append plus what has been written. */
+  size(): number;
+  /** Makes everything written durable at the path. The writer is finished afterwards. */
+  commit(): Promise<void>;
+  /** Drops what this writer wrote: the file is left as it was when the writer was opened. */
+  cancel(): Promise<void>;
+}
+
+export interface ReadOptions {
+  /** First byte to read. */
+  readonly offset?: number;
+  /** How many bytes to read from `offset`; to the end when absent. */
+  readonly length?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface StorageDriver {
+  /** Short name for logs and metrics (`filesystem`, `inmemory`). */
+  readonly name: string;
+  /** Reads a whole small file. Throws PathNotFound. */
+  getContent(path: string): Promise<Buffer>;
+  /** Replaces a small file atomically: readers see the old or the new content, never a mix. */
+  putContent(path: string, content: Uint8Array): Promise<void>;
+  /** Streams a file from an offset. Throws PathNotFound, or InvalidOffset when offset is past the end. */
+  reader(path: string, options?: ReadOptions): Promise<Readable>;
+  /** Opens a file for writing, truncated or (with append) continuing from its current end. */
+  writer(path: string, append: boolean): Promise<FileWriter>;
+  /** Size, time and kind of a file or directory. Throws PathNotFound. */
+  stat(path: string): Promise<FileInfo>;
+  /** Full paths of the direct children of a directory. Throws PathNotFound. */
+  list(path: string): Promise<string[]>;
+  /** Moves a file, replacing the destination atomically. Throws PathNotFound when the source is missing. */
+  move(source: string, destination: string): Promise<void>;
+  /** Deletes a file or a whole directory tree. Throws PathNotFound. */
+  delete(path: string): Promise<void>;
+  /** Releases resources (connections, timers). */
+  close(): Promise<void>;
+}
+
+export const StorageErrorKinds = ['PathNotFound', 'InvalidPath', 'InvalidOffset'] as const;
+export type StorageErrorKind = (typeof StorageErrorKinds)[number];
+
+/** A driver failure the layers above handle (a missing path is an answer, not a crash). */
+export class StorageError extends Error {
+  readonly kind: StorageErrorKind;
+  readonly path: string;
+
+  constructor(kind: StorageErrorKind, path: string, message?: string) {
+    super(message ?? `${kind}: ${path}`);
+    this.name = 'StorageError';
+    this.kind = kind;
+    this.path = path;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof StorageError && err.kind === 'PathNotFound';
+}
+
+const SEGMENT = /^[A-Za-z0-9._:-]+$/;
+
+/** Throws InvalidPath unless `path` is absolute with clean segments (no `.`/`..`, no empty segments). */
+export function checkPath(path: string): string {
+  if (path === '/') return path;
+  if (!path.startsWith('/') || path.length > 4096) throw new StorageError('InvalidPath', path);
+  for (const seg of path.slice(1).split('/')) {
+    if (!SEGMENT.test(seg) || seg === '.' || seg === '..') throw new StorageError('InvalidPath', path);
+  }
+  return path;
+}
+
+/** All file paths under `root` (depth first); directories are descended, not returned. */
+export async function* walkFiles(driver: StorageDriver, root: string): AsyncGenerator<FileInfo> {
+  let children: string[];
+  try {
+    children = await driver.list(root);
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  children.sort();
+  for (const child of children) {
+    let info: FileInfo;
+    try {
+      info = await driver.stat(child);
+    } catch (err) {
+      if (isNotFound(err)) continue;
+      throw err;
+    }
+    if (info.isDir) yield* walkFiles(driver, child);
+    else yield info;
+  }
+}

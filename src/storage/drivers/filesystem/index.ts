@@ -1,0 +1,216 @@
+// The filesystem driver, Berth's embedded default. Small files are replaced by write-to-temp-then-rename, so a
+// crash leaves either the old or the new content; renames within one root are atomic.
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { checkPath, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
+
+export interface FilesystemOptions {
+  readonly rootdirectory: string;
+}
+
+function code(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function mapError(err: unknown, path: string): unknown {
+  const c = code(err);
+  if (c === 'ENOENT' || c === 'ENOTDIR') return new StorageError('PathNotFound', path);
+  if (c === 'EISDIR') return new StorageError('InvalidPath', path, `${path} is a directory`);
+  return err;
+}
+
+const TEMP_MARK = '.tmp-';
+
+export class FilesystemDriver implements StorageDriver {
+  readonly name = 'filesystem';
+  readonly #root: string;
+
+  constructor(options: FilesystemOptions) {
+    this.#root = options.rootdirectory;
+  }
+
+  #full(path: string): string {
+    return join(this.#root, checkPath(path));
+  }
+
+  async getContent(path: string): Promise<Buffer> {
+    const full = this.#full(path);
+    try {
+      return await fsp.readFile(full);
+    } catch (err) {
+      throw mapError(err, path);
+    }
+  }
+
+  async putContent(path: string, content: Uint8Array): Promise<void> {
+    const full = this.#full(path);
+    const temp = `${full}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    await fsp.mkdir(dirname(full), { recursive: true });
+    try {
+      await fsp.writeFile(temp, content);
+      await fsp.rename(temp, full);
+    } catch (err) {
+      await fsp.rm(temp, { force: true });
+      throw mapError(err, path);
+    }
+  }
+
+  async reader(path: string, options: ReadOptions = {}): Promise<Readable> {
+    const full = this.#full(path);
+    const offset = options.offset ?? 0;
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(full, 'r');
+    } catch (err) {
+      throw mapError(err, path);
+    }
+    try {
+      const { size } = await handle.stat();
+      if (offset > size) throw new StorageError('InvalidOffset', path, `offset ${offset} is past the end (${size})`);
+      const end = options.length === undefined ? undefined : offset + options.length - 1;
+      if (end !== undefined && end < offset) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      return handle.createReadStream({
+        start: offset,
+        ...(end === undefined ? {} : { end }),
+        highWaterMark: 1 << 20,
+        autoClose: true,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async writer(path: string, append: boolean): Promise<FileWriter> {
+    const full = this.#full(path);
+    await fsp.mkdir(dirname(full), { recursive: true });
+    let initial = 0;
+    let existed = false;
+    if (append) {
+      try {
+        initial = (await fsp.stat(full)).size;
+        existed = true;
+      } catch (err) {
+        if (code(err) !== 'ENOENT') throw mapError(err, path);
+      }
+    }
+    const handle = await fsp.open(full, append ? 'a' : 'w');
+    const stream = new HandleWritable(handle);
+    let finished = false;
+    const finish = async (): Promise<void> => {
+      if (finished) throw new Error('writer already finished');
+      finished = true;
+      if (!stream.destroyed) stream.destroy();
+    };
+    return {
+      stream,
+      size: () => initial + stream.written,
+      commit: async () => {
+        await finish();
+        await handle.close();
+      },
+      cancel: async () => {
+        if (finished) return;
+        await finish();
+        try {
+          if (existed) await handle.truncate(initial);
+        } finally {
+          await handle.close();
+        }
+        if (!existed) await fsp.rm(full, { force: true });
+      },
+    };
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    let st: Stats;
+    try {
+      st = await fsp.stat(this.#full(path));
+    } catch (err) {
+      throw mapError(err, path);
+    }
+    return { path, size: st.isDirectory() ? 0 : st.size, modTime: st.mtime, isDir: st.isDirectory() };
+  }
+
+  async list(path: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.#full(path));
+    } catch (err) {
+      throw mapError(err, path);
+    }
+    const base = path === '/' ? '' : path;
+    return names.filter((n) => !n.includes(TEMP_MARK)).map((n) => `${base}/${n}`);
+  }
+
+  async move(source: string, destination: string): Promise<void> {
+    const from = this.#full(source);
+    const to = this.#full(destination);
+    await fsp.mkdir(dirname(to), { recursive: true });
+    try {
+      await fsp.rename(from, to);
+    } catch (err) {
+      throw mapError(err, source);
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    const full = this.#full(path);
+    try {
+      await fsp.lstat(full);
+    } catch (err) {
+      throw mapError(err, path);
+    }
+    await fsp.rm(full, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A Writable over a FileHandle that counts the bytes that reached the file. */
+class HandleWritable extends Writable {
+  written = 0;
+  readonly #handle: fsp.FileHandle;
+
+  constructor(handle: fsp.FileHandle) {
+    super({ highWaterMark: 1 << 20 });
+    this.#handle = handle;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#writeAll([chunk]).then(() => callback(), callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.#writeAll(chunks.map((c) => c.chunk)).then(() => callback(), callback);
+  }
+
+  async #writeAll(buffers: Buffer[]): Promise<void> {
+    const total = buffers.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await this.#handle.writev(buffers);
+    this.written += bytesWritten;
+    if (bytesWritten !== total) {
+      // A short write (rare: signals, nearly full disks): finish the rest piece by piece.
+      let skip = bytesWritten;
+      for (const b of buffers) {
+        if (skip >= b.length) {
+          skip -= b.length;
+          continue;
+        }
+        let rest = b.subarray(skip);
+        skip = 0;
+        while (rest.length > 0) {
+          const r = await this.#handle.write(rest);
+          this.written += r.bytesWritten;
+          rest = rest.subarray(r.bytesWritten);
+        }
+      }
+    }
+  }
+}

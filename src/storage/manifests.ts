@@ -1,0 +1,189 @@
+// Manifests of one repository: verified on the way in (every referenced blob and child manifest must exist there),
+// stored as blobs, and made visible by their revision link. Order of writes: bytes, revision link (the commit
+// point), referrers index, tag; a crash between steps leaves a complete manifest or none, and tags untouched.
+import { LRUCache } from 'lru-cache';
+import { RegistryError } from '../oci/errors.js';
+import { digestBuffer, parseDigest, type Digest } from '../oci/digest.js';
+import { inferMediaType, parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { paths } from './paths.js';
+import type { BlobStatter, GlobalBlobs } from './blobs.js';
+import type { Tags } from './tags.js';
+
+export interface StoredManifest {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly content: Buffer;
+}
+
+/** Manifest bytes by digest. They never change, so the cache can never be stale; deletion is checked by link. */
+export type ManifestContentCache = LRUCache<string, StoredManifest>;
+
+export function newManifestContentCache(maxBytes = 32 * 1024 * 1024): ManifestContentCache {
+  return new LRUCache({ maxSize: maxBytes, sizeCalculation: (m) => Math.max(1, m.content.length) });
+}
+
+/** What the referrers API lists for one referrer. */
+export interface ReferrerDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface PutResult {
+  readonly digest: Digest;
+  readonly subject?: Descriptor;
+}
+
+function manifestUnknown(reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', { detail: { reference } });
+}
+
+export class Manifests {
+  readonly #driver: StorageDriver;
+  readonly #name: string;
+  readonly #blobs: BlobStatter;
+  readonly #global: GlobalBlobs;
+  readonly #tags: Tags;
+  readonly #cache: ManifestContentCache;
+
+  constructor(driver: StorageDriver, name: string, blobs: BlobStatter, global: GlobalBlobs, tags: Tags, cache: ManifestContentCache) {
+    this.#driver = driver;
+    this.#name = name;
+    this.#blobs = blobs;
+    this.#global = global;
+    this.#tags = tags;
+    this.#cache = cache;
+  }
+
+  /** Whether the manifest is in this repository. */
+  async exists(digest: Digest): Promise<boolean> {
+    try {
+      await this.#driver.stat(paths.revisionLink(this.#name, digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** A manifest of this repository; throws MANIFEST_UNKNOWN. */
+  async get(digest: Digest): Promise<StoredManifest> {
+    if (!(await this.exists(digest))) throw manifestUnknown(digest.value);
+    const cached = this.#cache.get(digest.value);
+    if (cached !== undefined) return cached;
+    let content: Buffer;
+    try {
+      content = await this.#global.getContent(digest);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') throw manifestUnknown(digest.value);
+      throw err;
+    }
+    let mediaType: string;
+    try {
+      mediaType = inferMediaType(JSON.parse(content.toString('utf8')) as { mediaType?: unknown });
+    } catch {
+      mediaType = 'application/vnd.oci.image.manifest.v1+json';
+    }
+    const stored = { digest, mediaType, content };
+    this.#cache.set(digest.value, stored);
+    return stored;
+  }
+
+  /**
+   * Verifies and stores a manifest under a tag or its digest. Throws MANIFEST_INVALID, DIGEST_INVALID (the body does
+   * not hash to the digest in the URL) or MANIFEST_BLOB_UNKNOWN naming the first missing reference.
+   */
+  async put(body: Buffer, contentType: string | undefined, reference: { tag: string } | { digest: Digest }): Promise<PutResult> {
+    const parsed = parseManifest(body, contentType);
+    const algorithm = 'digest' in reference ? reference.digest.algorithm : 'sha256';
+    const digest = digestBuffer(body, algorithm);
+    if ('digest' in reference && reference.digest.value !== digest.value) {
+      throw new RegistryError('DIGEST_INVALID', { message: 'manifest digest does not match the body', detail: { expected: reference.digest.value, actual: digest.value } });
+    }
+    await this.#verify(parsed);
+    await this.#global.putContent(digest, body);
+    await this.#driver.putContent(paths.revisionLink(this.#name, digest), Buffer.from(digest.value));
+    if (parsed.subject !== undefined) {
+      const entry: ReferrerDescriptor = {
+        mediaType: parsed.mediaType,
+        digest: digest.value,
+        size: body.length,
+        ...(parsed.artifactType === undefined ? {} : { artifactType: parsed.artifactType }),
+        ...(parsed.annotations === undefined ? {} : { annotations: parsed.annotations }),
+      };
+      await this.#driver.putContent(paths.referrer(this.#name, parsed.subject.digest, digest), Buffer.from(JSON.stringify(entry)));
+    }
+    if ('tag' in reference) await this.#tags.tag(reference.tag, digest);
+    this.#cache.set(digest.value, { digest, mediaType: parsed.mediaType, content: body });
+    return { digest, ...(parsed.subject === undefined ? {} : { subject: parsed.subject }) };
+  }
+
+  async #verify(parsed: ParsedManifest): Promise<void> {
+    const missing = (d: Descriptor): RegistryError =>
+      new RegistryError('MANIFEST_BLOB_UNKNOWN', { message: `manifest references ${d.digest.value}, which is not in the repository`, detail: { digest: d.digest.value } });
+    const checks: Array<Promise<void>> = [];
+    for (const d of parsed.blobs) {
+      checks.push(
+        this.#blobs.stat(d.digest).then(
+          () => undefined,
+          (err: unknown) => {
+            throw err instanceof RegistryError && err.code === 'BLOB_UNKNOWN' ? missing(d) : err;
+          },
+        ),
+      );
+    }
+    for (const d of parsed.manifests) {
+      checks.push(
+        this.exists(d.digest).then((ok) => {
+          if (!ok) throw missing(d);
+        }),
+      );
+    }
+    const results = await Promise.allSettled(checks);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+  }
+
+  /** Deletes a manifest from this repository with the tags that point to it; throws MANIFEST_UNKNOWN. */
+  async delete(digest: Digest): Promise<void> {
+    if (!(await this.exists(digest))) throw manifestUnknown(digest.value);
+    let subject: Digest | undefined;
+    try {
+      const content = await this.#global.getContent(digest);
+      const json = JSON.parse(content.toString('utf8')) as { subject?: { digest?: unknown } };
+      if (typeof json.subject?.digest === 'string') subject = parseDigest(json.subject.digest);
+    } catch {
+      subject = undefined;
+    }
+    for (const tag of await this.#tags.pointingTo(digest)) await this.#tags.untag(tag).catch(() => undefined);
+    if (subject !== undefined) await this.#driver.delete(paths.referrer(this.#name, subject, digest)).catch(() => undefined);
+    await this.#driver.delete(paths.revisionDir(this.#name, digest));
+  }
+
+  /** Manifests of this repository whose subject is `subject`, optionally only those of one artifact type. */
+  async referrers(subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]> {
+    let entries: string[];
+    try {
+      entries = await this.#driver.list(paths.referrersDir(this.#name, subject));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    entries.sort();
+    const out: ReferrerDescriptor[] = [];
+    for (const entry of entries) {
+      let descriptor: ReferrerDescriptor;
+      try {
+        descriptor = JSON.parse((await this.#driver.getContent(entry)).toString('utf8')) as ReferrerDescriptor;
+      } catch (err) {
+        if (isNotFound(err) || err instanceof SyntaxError) continue;
+        throw err;
+      }
+      if (artifactType === undefined || descriptor.artifactType === artifactType) out.push(descriptor);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,86 @@
+// The storage-side registry: hands out small per-repository services over one driver.
+import type { StorageDriver } from './driver.js';
+import { isNotFound } from './driver.js';
+import { GlobalBlobs, LinkedBlobs, type BlobStatter } from './blobs.js';
+import { Manifests, newManifestContentCache, type ManifestContentCache } from './manifests.js';
+import { paths, REPOSITORIES, REPOSITORY_MARKERS } from './paths.js';
+import { Tags } from './tags.js';
+import { newHashStates, Uploads, type HashStates } from './uploads.js';
+
+export interface Repository {
+  readonly name: string;
+  readonly blobs: LinkedBlobs;
+  readonly uploads: Uploads;
+  readonly manifests: Manifests;
+  readonly tags: Tags;
+  /** Whether anything was ever pushed to this repository. */
+  exists(): Promise<boolean>;
+}
+
+export interface RegistryStorageOptions {
+  /** Wraps blob statters (the descriptor cache does this); identity by default. */
+  readonly wrapStatter?: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
+}
+
+export class RegistryStorage {
+  readonly driver: StorageDriver;
+  readonly blobs: GlobalBlobs;
+  readonly #statter: BlobStatter;
+  readonly #hashes: HashStates = newHashStates();
+  readonly #manifestCache: ManifestContentCache = newManifestContentCache();
+  readonly #wrap: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
+
+  constructor(driver: StorageDriver, options: RegistryStorageOptions = {}) {
+    this.driver = driver;
+    this.blobs = new GlobalBlobs(driver);
+    this.#wrap = options.wrapStatter ?? ((s) => s);
+    this.#statter = this.#wrap(this.blobs, undefined);
+  }
+
+  /** The services of one repository; `name` must already be validated. */
+  repository(name: string): Repository {
+    const driver = this.driver;
+    const blobs = new LinkedBlobs(driver, name, this.#statter);
+    const tags = new Tags(driver, name);
+    return {
+      name,
+      blobs,
+      tags,
+      uploads: new Uploads(driver, name, blobs, this.#hashes),
+      manifests: new Manifests(driver, name, this.#wrap(blobs, name), this.blobs, tags, this.#manifestCache),
+      exists: async () => {
+        try {
+          return (await driver.stat(paths.repository(name))).isDir;
+        } catch (err) {
+          if (isNotFound(err)) return false;
+          throw err;
+        }
+      },
+    };
+  }
+
+  /** Repository names in lexical order, after `last` when given, at most `limit` of them. */
+  async catalog(limit: number, last?: string): Promise<string[]> {
+    const names: string[] = [];
+    await this.#collect(REPOSITORIES, '', names);
+    names.sort();
+    const start = last === undefined ? 0 : names.findIndex((n) => n > last);
+    return start < 0 ? [] : names.slice(start, start + limit);
+  }
+
+  async #collect(dir: string, prefix: string, out: string[]): Promise<void> {
+    let children: string[];
+    try {
+      children = await this.driver.list(dir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    const names = children.map((c) => c.slice(c.lastIndexOf('/') + 1));
+    if (prefix !== '' && names.some((n) => REPOSITORY_MARKERS.has(n))) out.push(prefix);
+    for (const child of names) {
+      if (child.startsWith('_')) continue;
+      await this.#collect(`${dir}/${child}`, prefix === '' ? child : `${prefix}/${child}`, out);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// Tags of one repository: each is one small file holding a manifest digest, replaced atomically.
+import { RegistryError } from '../oci/errors.js';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { paths } from './paths.js';
+
+export class Tags {
+  readonly #driver: StorageDriver;
+  readonly #name: string;
+
+  constructor(driver: StorageDriver, name: string) {
+    this.#driver = driver;
+    this.#name = name;
+  }
+
+  /** The digest a tag points to; throws MANIFEST_UNKNOWN. */
+  async resolve(tag: string): Promise<Digest> {
+    let content: Buffer;
+    try {
+      content = await this.#driver.getContent(paths.tagCurrent(this.#name, tag));
+    } catch (err) {
+      if (isNotFound(err)) throw new RegistryError('MANIFEST_UNKNOWN', { message: `manifest tagged ${tag} is not known`, detail: { tag } });
+      throw err;
+    }
+    return parseDigest(content.toString('utf8').trim());
+  }
+
+  /** Points a tag at a manifest, atomically replacing what it pointed to. */
+  async tag(tag: string, digest: Digest): Promise<void> {
+    await this.#driver.putContent(paths.tagCurrent(this.#name, tag), Buffer.from(digest.value));
+  }
+
+  /** Removes a tag; throws MANIFEST_UNKNOWN when there is none. */
+  async untag(tag: string): Promise<void> {
+    try {
+      await this.#driver.delete(paths.tagDir(this.#name, tag));
+    } catch (err) {
+      if (isNotFound(err)) throw new RegistryError('MANIFEST_UNKNOWN', { message: `manifest tagged ${tag} is not known`, detail: { tag } });
+      throw err;
+    }
+  }
+
+  /** Every tag of the repository, sorted; an empty list for a repository with no tags. */
+  async all(): Promise<string[]> {
+    let children: string[];
+    try {
+      children = await this.#driver.list(paths.tags(this.#name));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    return children.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort();
+  }
+
+  /** Tags that point to `digest`. */
+  async pointingTo(digest: Digest): Promise<string[]> {
+    const found: string[] = [];
+    for (const tag of await this.all()) {
+      try {
+        if ((await this.resolve(tag)).value === digest.value) found.push(tag);
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+      }
+    }
+    return found;
+  }
+}

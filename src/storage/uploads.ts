@@ -1,0 +1,176 @@
+// Blob upload sessions. Their state lives in storage (`_uploads/<id>/`), so any Berth process sharing the storage
+// can serve any request of a session. Each chunk is all-or-nothing: a failed or interrupted chunk is cut back off.
+// A blob becomes visible only after its digest is verified, by an atomic move into the blob store and then a link.
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LRUCache } from 'lru-cache';
+import { RegistryError } from '../oci/errors.js';
+import { digestOf, HashingStream, type Digest } from '../oci/digest.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { paths } from './paths.js';
+import { OCTET_STREAM, type BlobDescriptor, type LinkedBlobs } from './blobs.js';
+
+export interface UploadStatus {
+  readonly id: string;
+  /** Bytes received so far. */
+  readonly size: number;
+  readonly startedAt: Date;
+}
+
+/** Inclusive byte range a client says a chunk covers (from Content-Range). */
+export interface ChunkRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface ChunkOptions {
+  readonly range?: ChunkRange;
+  /** The request's Content-Length, when it sent one. */
+  readonly length?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Running sha256 states of uploads this process is receiving, so a chunked upload is hashed as it streams. A state
+ * is used only when it covers exactly the bytes in storage; otherwise (another process took a chunk, or the state
+ * was evicted) the blob is read back once at commit.
+ */
+export type HashStates = LRUCache<string, { readonly hash: Hash; readonly size: number }>;
+
+export function newHashStates(max = 1024): HashStates {
+  return new LRUCache({ max });
+}
+
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', { detail: { id: id.slice(0, 100) } });
+}
+
+export class Uploads {
+  readonly #driver: StorageDriver;
+  readonly #name: string;
+  readonly #blobs: LinkedBlobs;
+  readonly #hashes: HashStates;
+
+  constructor(driver: StorageDriver, name: string, blobs: LinkedBlobs, hashes: HashStates) {
+    this.#driver = driver;
+    this.#name = name;
+    this.#blobs = blobs;
+    this.#hashes = hashes;
+  }
+
+  #key(id: string): string {
+    return `${this.#name}\u0000${id}`;
+  }
+
+  /** Starts a session. */
+  async create(): Promise<UploadStatus> {
+    const id = randomUUID();
+    const startedAt = new Date();
+    await this.#driver.putContent(paths.uploadData(this.#name, id), new Uint8Array());
+    // Written last: its presence is what makes the session exist.
+    await this.#driver.putContent(paths.uploadStartedAt(this.#name, id), Buffer.from(startedAt.toISOString()));
+    this.#hashes.set(this.#key(id), { hash: createHash('sha256'), size: 0 });
+    return { id, size: 0, startedAt };
+  }
+
+  /** The state of a session; throws BLOB_UPLOAD_UNKNOWN for ids that are malformed, finished or of another repository. */
+  async status(id: string): Promise<UploadStatus> {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    try {
+      const [started, data] = await Promise.all([
+        this.#driver.getContent(paths.uploadStartedAt(this.#name, id)),
+        this.#driver.stat(paths.uploadData(this.#name, id)),
+      ]);
+      const startedAt = new Date(started.toString('utf8'));
+      return { id, size: data.size, startedAt: Number.isNaN(startedAt.getTime()) ? data.modTime : startedAt };
+    } catch (err) {
+      if (isNotFound(err)) throw uploadUnknown(id);
+      throw err;
+    }
+  }
+
+  /** Appends one chunk. A chunk whose range does not start at the current end is refused with 416. */
+  async append(id: string, body: Readable, options: ChunkOptions = {}): Promise<UploadStatus> {
+    const status = await this.status(id);
+    return this.#append(status, body, options);
+  }
+
+  async #append(status: UploadStatus, body: Readable, options: ChunkOptions): Promise<UploadStatus> {
+    const { range, length } = options;
+    if (range !== undefined && range.start !== status.size) {
+      throw new RegistryError('RANGE_INVALID', {
+        message: `chunk starts at ${range.start} but the upload has ${status.size} bytes`,
+        headers: { Range: `0-${Math.max(status.size - 1, 0)}` },
+      });
+    }
+    const key = this.#key(status.id);
+    const state = this.#hashes.get(key);
+    // Hash as we stream when our state covers exactly what is stored; copy it so a failed chunk leaves it intact.
+    const hash = state !== undefined && state.size === status.size ? state.hash.copy() : undefined;
+    const counter = new HashingStream(hash ?? null);
+    const writer = await this.#driver.writer(paths.uploadData(this.#name, status.id), true);
+    try {
+      await pipeline(body, counter, writer.stream, ...(options.signal === undefined ? [] : [{ signal: options.signal }]));
+      const expected = range !== undefined ? range.end - range.start + 1 : length;
+      if (expected !== undefined && counter.bytes !== expected) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', {
+          message: `chunk has ${counter.bytes} bytes but the request announced ${expected}`,
+          status: range !== undefined ? 416 : 400,
+          headers: { Range: `0-${Math.max(status.size - 1, 0)}` },
+        });
+      }
+    } catch (err) {
+      await writer.cancel();
+      throw err;
+    }
+    await writer.commit();
+    const size = status.size + counter.bytes;
+    if (hash !== undefined) this.#hashes.set(key, { hash, size });
+    else this.#hashes.delete(key);
+    return { ...status, size };
+  }
+
+  /**
+   * Finishes a session: appends the optional last chunk, verifies the digest (DIGEST_INVALID leaves the session
+   * open), moves the bytes into the blob store and links the blob into the repository.
+   */
+  async commit(id: string, digest: Digest, body?: Readable, options: ChunkOptions = {}): Promise<BlobDescriptor> {
+    let status = await this.status(id);
+    if (body !== undefined) status = await this.#append(status, body, options);
+    const key = this.#key(id);
+    const data = paths.uploadData(this.#name, id);
+    const state = this.#hashes.get(key);
+    let actual: Digest;
+    if (digest.algorithm === 'sha256' && state !== undefined && state.size === status.size) {
+      actual = digestOf('sha256', state.hash.copy().digest('hex'));
+    } else {
+      const hash = createHash(digest.algorithm);
+      await pipeline(await this.#driver.reader(data), new HashingStream(hash), devNull());
+      actual = digestOf(digest.algorithm, hash.digest('hex'));
+    }
+    if (actual.value !== digest.value) {
+      throw new RegistryError('DIGEST_INVALID', { detail: { expected: digest.value, actual: actual.value } });
+    }
+    await this.#driver.move(data, paths.blobData(digest));
+    await this.#blobs.link(digest);
+    this.#hashes.delete(key);
+    await this.#driver.delete(paths.uploadDir(this.#name, id)).catch(() => undefined);
+    return { digest, size: status.size, mediaType: OCTET_STREAM };
+  }
+
+  /** Abandons a session and its bytes. */
+  async cancel(id: string): Promise<void> {
+    await this.status(id);
+    this.#hashes.delete(this.#key(id));
+    // The marker goes first so that a crash half-way leaves no session that looks alive.
+    await this.#driver.delete(paths.uploadStartedAt(this.#name, id));
+    await this.#driver.delete(paths.uploadDir(this.#name, id));
+  }
+}
+
+function devNull(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+}
