@@ -9,7 +9,7 @@ mkdir -p "$tools/bin"
 step() { printf '[tools] %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
-apt_pkgs=(skopeo umoci redis-server docker-registry apache2-utils ca-certificates)
+apt_pkgs=(skopeo umoci redis-server docker-registry apache2-utils prometheus ca-certificates)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

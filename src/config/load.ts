@@ -78,7 +78,8 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
 function resolveParsed(c: ParsedConfig): ResolvedConfig {
   const s = c.storage;
   const storage =
-    s.inmemory !== undefined && s.inmemory !== null
+    // `inmemory:` takes no parameters, so YAML gives it as null: present all the same.
+    s.inmemory !== undefined
       ? ({ driver: 'inmemory' } as const)
       : ({ driver: 'filesystem', rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry' } as const);
   const present = c as unknown as Tree;
@@ -91,6 +92,7 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
     cache: s.cache,
     uploadPurging: s.maintenance.uploadpurging,
     http: c.http,
+    redis: c.redis,
     ignored: IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
   };
 }

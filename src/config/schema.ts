@@ -1,22 +1,10 @@
 // Berth's configuration: one zod schema gives the types, the defaults and validation errors that name the field.
 // The raw file uses CNCF Distribution's config.yml keys where they overlap; `resolve` turns it into what the code uses.
 import { z } from 'zod';
+import { duration } from './duration.js';
+import { RedisSchema, type RedisConfig } from './redis.js';
 
-const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/;
-const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses a Go-style duration (`10s`, `1h30m`, `168h`) into milliseconds. */
-export function parseDuration(text: string): number {
-  if (!GO_DURATION.test(text)) throw new Error(`invalid duration ${JSON.stringify(text)} (use Go form, such as 30s or 1h30m)`);
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 0);
-  return total;
-}
-
-const duration = z.union([
-  z.number().nonnegative().transform((n) => n * 1000),
-  z.string().refine((s) => GO_DURATION.test(s), { message: 'expected a duration such as 30s, 10m or 168h' }).transform(parseDuration),
-]);
+export { parseDuration } from './duration.js';
 
 /** `host:port`, `:port` or `port`. */
 const listenAddress = z
@@ -26,7 +14,8 @@ const listenAddress = z
     message: 'expected an address such as :5000 or 127.0.0.1:5000',
   });
 
-const enabledFlag = (def: boolean) => z.object({ enabled: z.boolean().default(def) }).prefault({});
+// Strict like every other section, so a misspelt `enabeld` is an error rather than a silent `false`.
+const enabledFlag = (def: boolean) => z.strictObject({ enabled: z.boolean().default(def) }).prefault({});
 
 export const DRIVER_NAMES = ['filesystem', 'inmemory'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
@@ -45,7 +34,10 @@ const StorageSchema = z
     cache: z
       .strictObject({
         blobdescriptor: z.enum(['inmemory', 'redis', 'none', '']).default('inmemory'),
+        /** Entries in the in-process LRU (the `inmemory` cache, and the first tier of the two-tier cache). */
         blobdescriptorsize: z.number().int().positive().default(10_000),
+        /** With `redis`: an in-process LRU in front of Redis, kept coherent across replicas by pub/sub. */
+        twotier: z.boolean().default(false),
       })
       .prefault({}),
     maintenance: z
@@ -92,7 +84,7 @@ const HttpSchema = z
     headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
     debug: z
       .strictObject({
-        addr: listenAddress.default(':5001'),
+        addr: z.union([z.literal(''), listenAddress]).default(':5001'),
         prometheus: z.strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/metrics') }).prefault({}),
       })
       .prefault({}),
@@ -107,7 +99,12 @@ export const ConfigSchema = z.strictObject({
   log: LogSchema,
   storage: StorageSchema,
   http: HttpSchema,
+  redis: RedisSchema.optional(),
   ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
+}).superRefine((c, ctx) => {
+  if (c.storage.cache.blobdescriptor === 'redis' && c.redis === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['redis'], message: 'storage.cache.blobdescriptor is redis, so a redis section with addrs is required' });
+  }
 });
 
 export type RawConfig = z.input<typeof ConfigSchema>;
@@ -127,6 +124,7 @@ export interface ResolvedConfig {
   readonly cache: ParsedConfig['storage']['cache'];
   readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
   readonly http: ParsedConfig['http'];
+  readonly redis: RedisConfig | undefined;
   /** Sections present in the file that Berth ignores. */
   readonly ignored: readonly string[];
 }

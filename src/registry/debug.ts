@@ -2,10 +2,13 @@
 import { createServer, type Server } from 'node:http';
 import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
+import type { DescriptorCache } from '../cache/index.js';
 import type { HttpMetrics } from './metrics.js';
 
 export interface DebugOptions {
   readonly driver: StorageDriver;
+  /** Reported on /readyz but never fatal: the cache fails open. */
+  readonly cache?: Pick<DescriptorCache, 'check'>;
   readonly metrics: HttpMetrics;
   readonly metricsPath: string | undefined;
 }
@@ -32,11 +35,10 @@ export function createDebugServer(options: DebugOptions): Server {
     if (path === '/healthz' || path === '/debug/health') {
       json(200, { status: 'ok' });
     } else if (path === '/readyz') {
-      void storageReachable(options.driver).then((problem) =>
-        problem === undefined
-          ? json(200, { status: 'ok', checks: { storage: 'ok' } })
-          : json(503, { status: 'unavailable', checks: { storage: problem } }),
-      );
+      void Promise.all([storageReachable(options.driver), options.cache?.check()]).then(([storage, cache]) => {
+        const checks = { storage: storage ?? 'ok', ...(options.cache === undefined ? {} : { cache: cache ?? 'ok' }) };
+        json(storage === undefined ? 200 : 503, { status: storage === undefined ? 'ok' : 'unavailable', checks });
+      });
     } else if (options.metricsPath !== undefined && path === options.metricsPath) {
       void options.metrics.registry.metrics().then((text) => {
         res.writeHead(200, { 'Content-Type': options.metrics.registry.contentType });

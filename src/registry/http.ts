@@ -44,6 +44,18 @@ export function parseContentRange(header: string | undefined): ChunkRange | unde
   return { start, end };
 }
 
+/**
+ * Whether an `If-None-Match` header matches a content-addressed resource: a list of entity tags compared weakly
+ * (RFC 9110), where `*`, the quoted digest or the bare digest (as some clients send it) all match.
+ */
+export function noneMatch(header: string, digest: string): boolean {
+  if (header === '') return false;
+  return header.split(',').some((raw) => {
+    const tag = raw.trim().replace(/^W\//, '');
+    return tag === '*' || tag === `"${digest}"` || tag === digest;
+  });
+}
+
 /** The `Content-Length` of a request, when it has a valid one. */
 export function contentLength(req: IncomingMessage): number | undefined {
   const raw = req.headers['content-length'];

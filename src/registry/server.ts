@@ -7,6 +7,7 @@ import { createDriver } from '../storage/drivers/factory.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { purgeUploads } from '../storage/purge.js';
 import { RegistryStorage } from '../storage/registry.js';
+import { createDescriptorCache } from '../cache/index.js';
 import { createApp } from './app.js';
 import { createDebugServer } from './debug.js';
 import { createMetrics } from './metrics.js';
@@ -46,8 +47,9 @@ export interface StartOptions {
 
 export async function startRegistry(config: ResolvedConfig, log: Logger, options: StartOptions = {}): Promise<RunningRegistry> {
   const driver = options.driver ?? createDriver(config.storage);
-  const storage = new RegistryStorage(driver);
   const metrics = createMetrics();
+  const cache = await createDescriptorCache(config, log, metrics.registry);
+  const storage = new RegistryStorage(driver, cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate });
   const app = createApp({ config, storage, log }, metrics);
   const server = createServer(app.callback());
   // Big pushes may take long; idle and header timeouts still guard against clients that stall.
@@ -59,7 +61,7 @@ export async function startRegistry(config: ResolvedConfig, log: Logger, options
   let debug: Server | undefined;
   let debugAddress: AddressInfo | undefined;
   if (config.http.debug.addr !== '') {
-    debug = createDebugServer({ driver, metrics, metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined });
+    debug = createDebugServer({ driver, metrics, ...(cache === undefined ? {} : { cache }), metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined });
     debugAddress = await listen(debug, config.http.debug.addr);
   }
   for (const section of config.ignored) log.warn({ section }, 'config section is not supported by Berth and is ignored');
@@ -101,6 +103,7 @@ export async function startRegistry(config: ResolvedConfig, log: Logger, options
         debug.closeAllConnections();
         await new Promise<void>((resolve) => debug.close(() => resolve()));
       }
+      await cache?.close();
       await driver.close();
     })();
     return closing;

@@ -17,6 +17,14 @@ export interface BlobStatter {
   stat(digest: Digest): Promise<BlobDescriptor>;
 }
 
+/**
+ * Told whenever a blob stops existing in a scope (a repository, or the whole registry when `repository` is
+ * undefined), so caches drop what they hold for it. Deletes, unlinks and garbage collection all go through it.
+ */
+export type Invalidate = (repository: string | undefined, digest: Digest) => Promise<void>;
+
+export const noInvalidate: Invalidate = async () => undefined;
+
 export const OCTET_STREAM = 'application/octet-stream';
 
 function unknown(digest: Digest): RegistryError {
@@ -73,11 +81,13 @@ export class LinkedBlobs implements BlobStatter {
   readonly #driver: StorageDriver;
   readonly #name: string;
   readonly #global: BlobStatter;
+  readonly #invalidate: Invalidate;
 
-  constructor(driver: StorageDriver, name: string, global: BlobStatter) {
+  constructor(driver: StorageDriver, name: string, global: BlobStatter, invalidate: Invalidate = noInvalidate) {
     this.#driver = driver;
     this.#name = name;
     this.#global = global;
+    this.#invalidate = invalidate;
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor> {
@@ -102,6 +112,9 @@ export class LinkedBlobs implements BlobStatter {
     } catch (err) {
       if (isNotFound(err)) throw unknown(digest);
       throw err;
+    } finally {
+      // Also after a failure: storage may have changed part-way, and a dropped cache entry costs only a miss.
+      await this.#invalidate(this.#name, digest);
     }
   }
 }

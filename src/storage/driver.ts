@@ -84,6 +84,21 @@ export function checkPath(path: string): string {
   return path;
 }
 
+/**
+ * Throws InvalidOffset unless `offset` is a whole number from 0 to `size` and `length`, when given, a whole number
+ * of at least 0; returns the offset. Shared so that every driver refuses the same ranges (Node's streams throw
+ * their own errors, and leak the open file, on a negative or fractional start).
+ */
+export function checkReadRange(path: string, options: ReadOptions, size: number): number {
+  const offset = options.offset ?? 0;
+  const { length } = options;
+  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+    throw new StorageError('InvalidOffset', path, `invalid read range: offset ${offset}, length ${String(length)}`);
+  }
+  if (offset > size) throw new StorageError('InvalidOffset', path, `offset ${offset} is past the end (${size})`);
+  return offset;
+}
+
 /** All file paths under `root` (depth first); directories are descended, not returned. */
 export async function* walkFiles(driver: StorageDriver, root: string): AsyncGenerator<FileInfo> {
   let children: string[];

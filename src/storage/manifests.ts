@@ -7,7 +7,7 @@ import { digestBuffer, parseDigest, type Digest } from '../oci/digest.js';
 import { inferMediaType, parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { isNotFound, type StorageDriver } from './driver.js';
 import { paths } from './paths.js';
-import type { BlobStatter, GlobalBlobs } from './blobs.js';
+import { noInvalidate, type BlobStatter, type GlobalBlobs, type Invalidate } from './blobs.js';
 import type { Tags } from './tags.js';
 
 export interface StoredManifest {
@@ -48,14 +48,24 @@ export class Manifests {
   readonly #global: GlobalBlobs;
   readonly #tags: Tags;
   readonly #cache: ManifestContentCache;
+  readonly #invalidate: Invalidate;
 
-  constructor(driver: StorageDriver, name: string, blobs: BlobStatter, global: GlobalBlobs, tags: Tags, cache: ManifestContentCache) {
+  constructor(
+    driver: StorageDriver,
+    name: string,
+    blobs: BlobStatter,
+    global: GlobalBlobs,
+    tags: Tags,
+    cache: ManifestContentCache,
+    invalidate: Invalidate = noInvalidate,
+  ) {
     this.#driver = driver;
     this.#name = name;
     this.#blobs = blobs;
     this.#global = global;
     this.#tags = tags;
     this.#cache = cache;
+    this.#invalidate = invalidate;
   }
 
   /** Whether the manifest is in this repository. */
@@ -98,6 +108,11 @@ export class Manifests {
    */
   async put(body: Buffer, contentType: string | undefined, reference: { tag: string } | { digest: Digest }): Promise<PutResult> {
     const parsed = parseManifest(body, contentType);
+    // The media type is read back from the bytes (a push's Content-Type is not stored), so a manifest that leaves
+    // out its mediaType must be one whose type the bytes imply, as CNCF Distribution requires of Docker manifests.
+    if (inferMediaType(JSON.parse(body.toString('utf8')) as { mediaType?: unknown }) !== parsed.mediaType) {
+      throw new RegistryError('MANIFEST_INVALID', { message: `a ${parsed.mediaType} manifest must name its mediaType`, detail: { field: 'mediaType' } });
+    }
     const algorithm = 'digest' in reference ? reference.digest.algorithm : 'sha256';
     const digest = digestBuffer(body, algorithm);
     if ('digest' in reference && reference.digest.value !== digest.value) {
@@ -160,7 +175,11 @@ export class Manifests {
     }
     for (const tag of await this.#tags.pointingTo(digest)) await this.#tags.untag(tag).catch(() => undefined);
     if (subject !== undefined) await this.#driver.delete(paths.referrer(this.#name, subject, digest)).catch(() => undefined);
-    await this.#driver.delete(paths.revisionDir(this.#name, digest));
+    try {
+      await this.#driver.delete(paths.revisionDir(this.#name, digest));
+    } finally {
+      await this.#invalidate(this.#name, digest);
+    }
   }
 
   /** Manifests of this repository whose subject is `subject`, optionally only those of one artifact type. */

@@ -1,7 +1,7 @@
 // The storage-side registry: hands out small per-repository services over one driver.
 import type { StorageDriver } from './driver.js';
 import { isNotFound } from './driver.js';
-import { GlobalBlobs, LinkedBlobs, type BlobStatter } from './blobs.js';
+import { GlobalBlobs, LinkedBlobs, noInvalidate, type BlobStatter, type Invalidate } from './blobs.js';
 import { Manifests, newManifestContentCache, type ManifestContentCache } from './manifests.js';
 import { paths, REPOSITORIES, REPOSITORY_MARKERS } from './paths.js';
 import { Tags } from './tags.js';
@@ -9,17 +9,22 @@ import { newHashStates, Uploads, type HashStates } from './uploads.js';
 
 export interface Repository {
   readonly name: string;
+  /** Links and unlinks blobs; its own `stat` bypasses the descriptor cache. */
   readonly blobs: LinkedBlobs;
+  /** Blob stats as every reader should make them: through the descriptor cache when there is one. */
+  readonly statter: BlobStatter;
   readonly uploads: Uploads;
   readonly manifests: Manifests;
   readonly tags: Tags;
-  /** Whether anything was ever pushed to this repository. */
+  /** Whether the repository holds anything: a linked blob or a manifest. */
   exists(): Promise<boolean>;
 }
 
 export interface RegistryStorageOptions {
   /** Wraps blob statters (the descriptor cache does this); identity by default. */
   readonly wrapStatter?: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
+  /** Told of every blob or manifest that stops existing in a scope, so caches can drop it. */
+  readonly invalidate?: Invalidate;
 }
 
 export class RegistryStorage {
@@ -29,32 +34,41 @@ export class RegistryStorage {
   readonly #hashes: HashStates = newHashStates();
   readonly #manifestCache: ManifestContentCache = newManifestContentCache();
   readonly #wrap: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
+  /** Every deletion and unlink reports here; the descriptor cache listens. */
+  readonly invalidate: Invalidate;
 
   constructor(driver: StorageDriver, options: RegistryStorageOptions = {}) {
     this.driver = driver;
     this.blobs = new GlobalBlobs(driver);
     this.#wrap = options.wrapStatter ?? ((s) => s);
+    this.invalidate = options.invalidate ?? noInvalidate;
     this.#statter = this.#wrap(this.blobs, undefined);
   }
 
   /** The services of one repository; `name` must already be validated. */
   repository(name: string): Repository {
     const driver = this.driver;
-    const blobs = new LinkedBlobs(driver, name, this.#statter);
+    const blobs = new LinkedBlobs(driver, name, this.#statter, this.invalidate);
+    const statter = this.#wrap(blobs, name);
     const tags = new Tags(driver, name);
     return {
       name,
       blobs,
       tags,
       uploads: new Uploads(driver, name, blobs, this.#hashes),
-      manifests: new Manifests(driver, name, this.#wrap(blobs, name), this.blobs, tags, this.#manifestCache),
+      statter,
+      manifests: new Manifests(driver, name, statter, this.blobs, tags, this.#manifestCache, this.invalidate),
+      // As in the catalog: a repository has linked blobs or manifests. Its directory alone is not enough, for it
+      // may hold only uploads (even failed ones) or be the parent of other repositories.
       exists: async () => {
-        try {
-          return (await driver.stat(paths.repository(name))).isDir;
-        } catch (err) {
-          if (isNotFound(err)) return false;
-          throw err;
+        for (const marker of REPOSITORY_MARKERS) {
+          try {
+            if ((await driver.stat(`${paths.repository(name)}/${marker}`)).isDir) return true;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
         }
+        return false;
       },
     };
   }

@@ -49,7 +49,20 @@ export class Tags {
       if (isNotFound(err)) return [];
       throw err;
     }
-    return children.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort();
+    const names = children.map((p) => p.slice(p.lastIndexOf('/') + 1));
+    // A tag exists only with its link: a crash between creating the directory and renaming the link into place
+    // (or part-way through a delete) leaves a directory that must not be listed.
+    const present = await Promise.all(names.map((tag) => this.#exists(tag)));
+    return names.filter((_, i) => present[i]).sort();
+  }
+
+  async #exists(tag: string): Promise<boolean> {
+    try {
+      return !(await this.#driver.stat(paths.tagCurrent(this.#name, tag))).isDir;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   /** Tags that point to `digest`. */

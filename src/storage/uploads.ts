@@ -98,7 +98,11 @@ export class Uploads {
     return this.#append(status, body, options);
   }
 
-  async #append(status: UploadStatus, body: Readable, options: ChunkOptions): Promise<UploadStatus> {
+  /**
+   * Appends a chunk; with `final`, the chunk is the last one and is kept only if the whole upload then hashes to
+   * `final.digest` (`final.hash` holds the hash of the bytes already stored).
+   */
+  async #append(status: UploadStatus, body: Readable, options: ChunkOptions, final?: { hash: Hash; digest: Digest }): Promise<UploadStatus> {
     const { range, length } = options;
     if (range !== undefined && range.start !== status.size) {
       throw new RegistryError('RANGE_INVALID', {
@@ -109,7 +113,7 @@ export class Uploads {
     const key = this.#key(status.id);
     const state = this.#hashes.get(key);
     // Hash as we stream when our state covers exactly what is stored; copy it so a failed chunk leaves it intact.
-    const hash = state !== undefined && state.size === status.size ? state.hash.copy() : undefined;
+    const hash = final?.hash ?? (state !== undefined && state.size === status.size ? state.hash.copy() : undefined);
     const counter = new HashingStream(hash ?? null);
     const writer = await this.#driver.writer(paths.uploadData(this.#name, status.id), true);
     try {
@@ -122,38 +126,38 @@ export class Uploads {
           headers: { Range: `0-${Math.max(status.size - 1, 0)}` },
         });
       }
+      if (final !== undefined) verify(final.digest, final.hash);
     } catch (err) {
       await writer.cancel();
       throw err;
     }
     await writer.commit();
     const size = status.size + counter.bytes;
-    if (hash !== undefined) this.#hashes.set(key, { hash, size });
+    if (hash !== undefined && final === undefined) this.#hashes.set(key, { hash, size });
     else this.#hashes.delete(key);
     return { ...status, size };
   }
 
   /**
    * Finishes a session: appends the optional last chunk, verifies the digest (DIGEST_INVALID leaves the session
-   * open), moves the bytes into the blob store and links the blob into the repository.
+   * open and as it was, without that chunk), moves the bytes into the blob store and links the blob into the repository.
    */
   async commit(id: string, digest: Digest, body?: Readable, options: ChunkOptions = {}): Promise<BlobDescriptor> {
     let status = await this.status(id);
-    if (body !== undefined) status = await this.#append(status, body, options);
     const key = this.#key(id);
     const data = paths.uploadData(this.#name, id);
     const state = this.#hashes.get(key);
-    let actual: Digest;
+    // The hash of what is stored: our running state when it covers exactly that, else read back once.
+    let hash: Hash;
     if (digest.algorithm === 'sha256' && state !== undefined && state.size === status.size) {
-      actual = digestOf('sha256', state.hash.copy().digest('hex'));
+      hash = state.hash.copy();
     } else {
-      const hash = createHash(digest.algorithm);
+      hash = createHash(digest.algorithm);
       await pipeline(await this.#driver.reader(data), new HashingStream(hash), devNull());
-      actual = digestOf(digest.algorithm, hash.digest('hex'));
     }
-    if (actual.value !== digest.value) {
-      throw new RegistryError('DIGEST_INVALID', { detail: { expected: digest.value, actual: actual.value } });
-    }
+    // A last chunk is kept only when the digest then matches, so DIGEST_INVALID leaves the session as it was.
+    if (body !== undefined) status = await this.#append(status, body, options, { hash, digest });
+    else verify(digest, hash);
     await this.#driver.move(data, paths.blobData(digest));
     await this.#blobs.link(digest);
     this.#hashes.delete(key);
@@ -168,6 +172,14 @@ export class Uploads {
     // The marker goes first so that a crash half-way leaves no session that looks alive.
     await this.#driver.delete(paths.uploadStartedAt(this.#name, id));
     await this.#driver.delete(paths.uploadDir(this.#name, id));
+  }
+}
+
+/** Throws DIGEST_INVALID unless `hash` (which it finishes) gives `digest`. */
+function verify(digest: Digest, hash: Hash): void {
+  const actual = digestOf(digest.algorithm, hash.digest('hex'));
+  if (actual.value !== digest.value) {
+    throw new RegistryError('DIGEST_INVALID', { detail: { expected: digest.value, actual: actual.value } });
   }
 }
 

@@ -4,7 +4,7 @@ import { parseDigest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
-import { contentLength, hasBody, parseContentRange, parseRange, queryString } from '../http.js';
+import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
 
 /** Throws NAME_UNKNOWN for a repository nothing was pushed to, else rethrows `err`. */
 export async function explainMissing(repo: Repository, err: unknown): Promise<never> {
@@ -36,13 +36,13 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
   async function getBlob(ctx: Ctx, name: string, param: string): Promise<void> {
     const digest = parseDigest(param);
     const repo = storage.repository(name);
-    const desc = await repo.blobs.stat(digest).catch((err: unknown) => explainMissing(repo, err));
+    const desc = await repo.statter.stat(digest).catch((err: unknown) => explainMissing(repo, err));
     const etag = `"${digest.value}"`;
     ctx.set('Docker-Content-Digest', digest.value);
     ctx.set('ETag', etag);
     ctx.set('Accept-Ranges', 'bytes');
     ctx.set('Cache-Control', 'max-age=31536000');
-    if (ctx.get('If-None-Match') === etag || ctx.get('If-None-Match') === digest.value) {
+    if (noneMatch(ctx.get('If-None-Match'), digest.value)) {
       ctx.status = 304;
       return;
     }
@@ -87,7 +87,7 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       const from = queryString(ctx.query['from']);
       if (from !== undefined && from !== name && isValidName(from)) {
         try {
-          await storage.repository(from).blobs.stat(digest);
+          await storage.repository(from).statter.stat(digest);
           await repo.blobs.link(digest);
           created(ctx, name, digest.value);
           return;
@@ -150,6 +150,7 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
   }
 
   async function cancelUpload(ctx: Ctx, name: string, id: string): Promise<void> {
+    writable(deps);
     await storage.repository(name).uploads.cancel(id);
     emptyBody(ctx, 204);
   }

@@ -5,7 +5,7 @@ import { accepts, MAX_MANIFEST_BYTES } from '../../oci/manifest.js';
 import { checkTag, isValidTag } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
-import { readBody } from '../http.js';
+import { noneMatch, readBody } from '../http.js';
 import { explainMissing, writable } from './blobs.js';
 
 type Reference = { readonly tag: string } | { readonly digest: Digest };
@@ -42,8 +42,7 @@ export function manifestHandlers(deps: RegistryDeps, urls: Urls) {
     const etag = `"${manifest.digest.value}"`;
     ctx.set('Docker-Content-Digest', manifest.digest.value);
     ctx.set('ETag', etag);
-    const ifNoneMatch = ctx.get('If-None-Match');
-    if (ifNoneMatch !== '' && ifNoneMatch.split(',').some((t) => [etag, manifest.digest.value, '*'].includes(t.trim()))) {
+    if (noneMatch(ctx.get('If-None-Match'), manifest.digest.value)) {
       ctx.status = 304;
       return;
     }

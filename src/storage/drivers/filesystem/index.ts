@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { checkPath, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
+import { checkPath, checkReadRange, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
 
 export interface FilesystemOptions {
   readonly rootdirectory: string;
@@ -59,7 +59,6 @@ export class FilesystemDriver implements StorageDriver {
 
   async reader(path: string, options: ReadOptions = {}): Promise<Readable> {
     const full = this.#full(path);
-    const offset = options.offset ?? 0;
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(full, 'r');
@@ -68,7 +67,7 @@ export class FilesystemDriver implements StorageDriver {
     }
     try {
       const { size } = await handle.stat();
-      if (offset > size) throw new StorageError('InvalidOffset', path, `offset ${offset} is past the end (${size})`);
+      const offset = checkReadRange(path, options, size);
       const end = options.length === undefined ? undefined : offset + options.length - 1;
       if (end !== undefined && end < offset) {
         await handle.close();
@@ -100,7 +99,15 @@ export class FilesystemDriver implements StorageDriver {
         if (code(err) !== 'ENOENT') throw mapError(err, path);
       }
     }
-    const handle = await fsp.open(full, append ? 'a' : 'w');
+    // A truncating writer fills a temp file renamed into place on commit: opening the path itself with 'w' would
+    // destroy the old content before we know whether the writer commits or cancels.
+    const target = append ? full : `${full}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(target, append ? 'a' : 'wx');
+    } catch (err) {
+      throw mapError(err, path);
+    }
     const stream = new HandleWritable(handle);
     let finished = false;
     const finish = async (): Promise<void> => {
@@ -114,6 +121,13 @@ export class FilesystemDriver implements StorageDriver {
       commit: async () => {
         await finish();
         await handle.close();
+        if (target === full) return;
+        try {
+          await fsp.rename(target, full);
+        } catch (err) {
+          await fsp.rm(target, { force: true });
+          throw mapError(err, path);
+        }
       },
       cancel: async () => {
         if (finished) return;
@@ -123,7 +137,7 @@ export class FilesystemDriver implements StorageDriver {
         } finally {
           await handle.close();
         }
-        if (!existed) await fsp.rm(full, { force: true });
+        if (!existed) await fsp.rm(target, { force: true });
       },
     };
   }

@@ -1,7 +1,7 @@
 // The in-memory driver: for tests and throwaway registries. Files are lists of chunks; directories are implied
 // by the files below them and kept in a child index so listing is cheap.
 import { Readable, Writable } from 'node:stream';
-import { checkPath, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
+import { checkPath, checkReadRange, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
 
 interface MemFile {
   chunks: Buffer[];
@@ -74,8 +74,7 @@ export class InMemoryDriver implements StorageDriver {
 
   async reader(path: string, options: ReadOptions = {}): Promise<Readable> {
     const f = this.#file(path);
-    const offset = options.offset ?? 0;
-    if (offset > f.size) throw new StorageError('InvalidOffset', path, `offset ${offset} is past the end (${f.size})`);
+    const offset = checkReadRange(path, options, f.size);
     const end = options.length === undefined ? f.size : Math.min(f.size, offset + options.length);
     const chunks = f.chunks.slice();
     function* slices(): Generator<Buffer> {
@@ -140,6 +139,8 @@ export class InMemoryDriver implements StorageDriver {
   async move(source: string, destination: string): Promise<void> {
     checkPath(destination);
     const f = this.#file(source);
+    // Checked before the source is unlinked, so a refused move loses nothing.
+    if (this.#children.has(destination)) throw new StorageError('InvalidPath', destination, `${destination} is a directory`);
     this.#files.delete(source);
     this.#unlink(source);
     this.#set(destination, f);

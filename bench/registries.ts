@@ -1,0 +1,241 @@
+// Starts Berth and the two CNCF Distribution builds on loopback with equivalent configs, waits until each answers,
+// and guarantees they are stopped again whatever happens to the benchmark process.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const REGISTRY_IDS = ['berth', 'dist3', 'dist28'] as const;
+export type RegistryId = (typeof REGISTRY_IDS)[number];
+
+export type CacheMode = 'none' | 'inmemory';
+
+/** The repository root, found from this file's place in dist/bench/. */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Flavour {
+  readonly label: string;
+  readonly command: string;
+  readonly args: (configFile: string) => string[];
+  /** The registry's own config for one benchmark run. */
+  readonly config: (o: { root: string; port: number; debugPort: number; cache: CacheMode }) => object;
+  readonly version: () => string;
+}
+
+/** Keys both Distribution versions read the same way; only the blob descriptor cache varies between runs. */
+function distributionConfig(o: { root: string; port: number; cache: CacheMode }): object {
+  return {
+    version: 0.1,
+    log: { level: 'warn', accesslog: { disabled: true } },
+    storage: {
+      filesystem: { rootdirectory: o.root },
+      delete: { enabled: true },
+      // The purger walks the storage tree; no registry should do that in the middle of a measurement.
+      maintenance: { uploadpurging: { enabled: false } },
+      ...(o.cache === 'inmemory' ? { cache: { blobdescriptor: 'inmemory' } } : {}),
+    },
+    // A fixed secret only silences the "generated random secret" warning; uploads stay on one instance anyway.
+    http: { addr: `127.0.0.1:${o.port}`, secret: 'berth-bench' },
+  };
+}
+
+function versionOf(command: string): string {
+  try {
+    return execFileSync(command, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim().split('\n')[0] ?? '';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
+  berth: {
+    label: 'Berth',
+    command: process.execPath,
+    args: (configFile) => [join(REPO_ROOT, 'dist/src/cli/main.js'), 'serve', '--config', configFile],
+    config: (o) => ({
+      version: 0.1,
+      log: { level: 'warn', accesslog: { disabled: true } },
+      storage: {
+        filesystem: { rootdirectory: o.root },
+        delete: { enabled: true },
+        maintenance: { uploadpurging: { enabled: false } },
+        cache: { blobdescriptor: o.cache },
+      },
+      // Berth always serves health and metrics on a second port; it gets its own so nothing collides.
+      http: { addr: `127.0.0.1:${o.port}`, debug: { addr: `127.0.0.1:${o.debugPort}` } },
+    }),
+    version: () => {
+      const pkg: unknown = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
+      const v = typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : '?';
+      let commit = '';
+      try {
+        commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+      } catch {
+        // not a git checkout: the version alone will do
+      }
+      return `berth ${v}${commit === '' ? '' : ` (${commit})`}, node ${process.version}`;
+    },
+  },
+  dist3: {
+    label: 'Distribution 3',
+    command: join(REPO_ROOT, '.tools/bin/registry-v3'),
+    args: (configFile) => ['serve', configFile],
+    config: distributionConfig,
+    version: () => versionOf(join(REPO_ROOT, '.tools/bin/registry-v3')),
+  },
+  dist28: {
+    label: 'Distribution 2.8',
+    command: '/usr/bin/docker-registry',
+    args: (configFile) => ['serve', configFile],
+    config: distributionConfig,
+    version: () => versionOf('/usr/bin/docker-registry'),
+  },
+};
+
+export function labelOf(id: RegistryId): string {
+  return FLAVOURS[id].label;
+}
+
+export interface RunningRegistry {
+  readonly id: RegistryId;
+  readonly label: string;
+  readonly version: string;
+  readonly pid: number;
+  readonly baseUrl: URL;
+  readonly logFile: string;
+  /** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills every registry still running, synchronously: for process exit, where nothing asynchronous runs any more. */
+export function killAllNow(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** A port nobody listens on right now: the kernel picks one for port 0, and we release it for the registry. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port from the kernel'))));
+    });
+  });
+}
+
+/** The HTTP status of GET /v2/, or undefined when nothing answered within a second. */
+function probe(url: URL): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request(new URL('/v2/', url), { method: 'GET', timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy(new Error('probe timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** The environment for a registry: ours minus anything that would override its config file. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(REGISTRY_|BERTH_|OTEL_)/.test(k)) env[k] = v;
+  // Distribution 3 always traces through OpenTelemetry and by default exports to an OTLP collector on localhost;
+  // with no collector that is failed connections and error logs, which no real deployment would run with.
+  env['OTEL_TRACES_EXPORTER'] = 'none';
+  env['OTEL_METRICS_EXPORTER'] = 'none';
+  env['OTEL_LOGS_EXPORTER'] = 'none';
+  return env;
+}
+
+export interface StartOptions {
+  /** A directory of its own for the registry: storage, config and log go in it. */
+  readonly dir: string;
+  readonly cache: CacheMode;
+  /** How long to wait for GET /v2/ to answer 200. */
+  readonly readyTimeoutMs?: number;
+}
+
+export async function startRegistry(id: RegistryId, options: StartOptions): Promise<RunningRegistry> {
+  const flavour = FLAVOURS[id];
+  if (!existsSync(flavour.command))
+    throw new Error(`${flavour.label}: ${flavour.command} not found (run scripts/install-test-tools.sh --bench)`);
+  if (id === 'berth' && !existsSync(join(REPO_ROOT, 'dist/src/cli/main.js')))
+    throw new Error('Berth is not built: run `npx tsc -p .` first');
+
+  const root = join(options.dir, 'storage');
+  await mkdir(root, { recursive: true });
+  const port = await freePort();
+  const debugPort = await freePort();
+  const configFile = join(options.dir, 'config.yml');
+  await writeFile(configFile, stringify(flavour.config({ root, port, debugPort, cache: options.cache })));
+  const logFile = join(options.dir, 'registry.log');
+
+  // Output goes straight to a file, so the benchmark's own event loop never spends time relaying registry logs.
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(flavour.command, flavour.args(configFile), {
+      cwd: options.dir,
+      env: childEnv(),
+      stdio: ['ignore', fd, fd],
+    });
+  } finally {
+    closeSync(fd);
+  }
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => children.delete(child));
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+
+  const stop = async (graceMs = 5000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const baseUrl = new URL(`http://127.0.0.1:${port}`);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  let lastStatus: number | undefined;
+  for (let attempt = 0; attempt < 400 && Date.now() < deadline; attempt++) {
+    const failed = await Promise.race([
+      spawnError,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), attempt === 0 ? 50 : 100)),
+    ]);
+    if (failed !== undefined) throw new Error(`${flavour.label}: cannot start ${flavour.command}: ${failed.message}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `${flavour.label} exited (${child.exitCode ?? child.signalCode}) while starting; log:\n${tail(logFile)}`,
+      );
+    }
+    lastStatus = await probe(baseUrl);
+    if (lastStatus === 200) {
+      const pid = child.pid;
+      if (pid === undefined) break;
+      return { id, label: flavour.label, version: flavour.version(), pid, baseUrl, logFile, stop };
+    }
+  }
+  await stop(1000);
+  throw new Error(
+    `${flavour.label} did not answer GET /v2/ with 200 in time (last: ${lastStatus ?? 'no answer'}); log:\n${tail(logFile)}`,
+  );
+}

@@ -1,0 +1,361 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { applyEnvironment, ConfigError, loadConfig, resolveConfig } from '../../src/config/load.js';
+import { CLI, REPO_ROOT, removeDir, tempDir } from '../helpers/harness.js';
+
+function configError(...fragments: string[]): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    for (const f of fragments) assert.ok(err.message.includes(f), `${JSON.stringify(f)} not in:\n${err.message}`);
+    return true;
+  };
+}
+
+interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err !== null && typeof err.code !== 'number') {
+          reject(err);
+          return;
+        }
+        resolve({ code: err === null ? 0 : Number(err.code), stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('config/load', function () {
+  let dir: string;
+
+  before(async function () {
+    dir = await tempDir('berth-config-');
+  });
+
+  after(async function () {
+    await removeDir(dir);
+  });
+
+  async function file(name: string, text: string): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  }
+
+  describe('resolveConfig', function () {
+    it('resolves an empty config to filesystem storage with deletes off, redirects on and nothing ignored', function () {
+      const c = resolveConfig({});
+      assert.deepEqual(c.storage, { driver: 'filesystem', rootdirectory: '/var/lib/registry' });
+      assert.equal(c.deleteEnabled, false);
+      assert.equal(c.readOnly, false);
+      assert.equal(c.redirect, true);
+      assert.deepEqual(c.ignored, []);
+      assert.equal(c.http.addr, ':5000');
+    });
+
+    it('resolves undefined and null like an empty config', function () {
+      assert.deepEqual(resolveConfig(undefined), resolveConfig({}));
+      assert.deepEqual(resolveConfig(null), resolveConfig({}));
+    });
+
+    it('maps the Distribution keys onto what the code uses', function () {
+      const c = resolveConfig({
+        storage: {
+          filesystem: { rootdirectory: '/data' },
+          delete: { enabled: true },
+          redirect: { disable: true },
+          maintenance: { readonly: { enabled: true }, uploadpurging: { age: '1h' } },
+        },
+        log: { level: 'debug' },
+      });
+      assert.deepEqual(c.storage, { driver: 'filesystem', rootdirectory: '/data' });
+      assert.equal(c.deleteEnabled, true);
+      assert.equal(c.readOnly, true);
+      assert.equal(c.redirect, false);
+      assert.equal(c.uploadPurging.age, 3_600_000);
+      assert.equal(c.log.level, 'debug');
+    });
+
+    it('chooses inmemory storage when it is configured, with or without parameters', function () {
+      assert.deepEqual(resolveConfig({ storage: { inmemory: {} } }).storage, { driver: 'inmemory' });
+      assert.deepEqual(resolveConfig({ storage: { inmemory: null } }).storage, { driver: 'inmemory' });
+    });
+
+    it('uses the default root for a filesystem driver given with no parameters', function () {
+      assert.deepEqual(resolveConfig({ storage: { filesystem: null } }).storage, {
+        driver: 'filesystem',
+        rootdirectory: '/var/lib/registry',
+      });
+    });
+
+    it('reports the Distribution sections it ignores, even empty ones', function () {
+      const c = resolveConfig({
+        notifications: { endpoints: [] },
+        auth: null,
+        health: { storagedriver: { enabled: true } },
+      });
+      assert.deepEqual([...c.ignored].sort(), ['auth', 'health', 'notifications']);
+    });
+
+    it('rejects two storage drivers with a message naming the storage field', function () {
+      assert.throws(
+        () => resolveConfig({ storage: { filesystem: {}, inmemory: {} } }, 'my.yml'),
+        configError('my.yml', 'storage.inmemory', 'only one storage driver'),
+      );
+    });
+
+    it('rejects an unknown key, naming where it is and what it is', function () {
+      assert.throws(() => resolveConfig({ http: { adr: ':5000' } }), configError('http', 'adr'));
+    });
+
+    it('lists every problem, not only the first', function () {
+      assert.throws(
+        () => resolveConfig({ http: { addr: 'nope' }, log: { level: 'loud' } }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.problems.length, 2);
+          assert.ok(err.problems.some((p) => p.startsWith('http.addr:')));
+          assert.ok(err.problems.some((p) => p.startsWith('log.level:')));
+          return true;
+        },
+      );
+    });
+
+    it('rejects a bad duration, naming the field', function () {
+      assert.throws(() => resolveConfig({ http: { draintimeout: 'soon' } }), configError('http.draintimeout'));
+    });
+  });
+
+  describe('applyEnvironment', function () {
+    it('reads REGISTRY_STORAGE_DELETE_ENABLED=true as the boolean true', function () {
+      const raw = applyEnvironment({}, { REGISTRY_STORAGE_DELETE_ENABLED: 'true' });
+      assert.deepEqual(raw, { storage: { delete: { enabled: true } } });
+      assert.equal(resolveConfig(raw).deleteEnabled, true);
+    });
+
+    it('keeps REGISTRY_HTTP_ADDR a string', function () {
+      assert.deepEqual(applyEnvironment({}, { REGISTRY_HTTP_ADDR: ':6000' }), { http: { addr: ':6000' } });
+      assert.deepEqual(applyEnvironment({}, { REGISTRY_HTTP_ADDR: '127.0.0.1:6000' }), {
+        http: { addr: '127.0.0.1:6000' },
+      });
+      assert.equal(
+        resolveConfig(applyEnvironment({}, { REGISTRY_HTTP_ADDR: '0.0.0.0:6000' })).http.addr,
+        '0.0.0.0:6000',
+      );
+    });
+
+    it('reads numbers as numbers and leaves an empty value an empty string', function () {
+      assert.deepEqual(
+        applyEnvironment({}, { REGISTRY_STORAGE_CACHE_BLOBDESCRIPTORSIZE: '42', REGISTRY_HTTP_PREFIX: '' }),
+        {
+          storage: { cache: { blobdescriptorsize: 42 } },
+          http: { prefix: '' },
+        },
+      );
+    });
+
+    it('overrides a file value and keeps its siblings', function () {
+      const raw = { http: { addr: ':5000', debug: { addr: ':5001' } }, log: { level: 'info' } };
+      assert.deepEqual(applyEnvironment(raw, { REGISTRY_HTTP_DEBUG_ADDR: ':7001' }), {
+        http: { addr: ':5000', debug: { addr: ':7001' } },
+        log: { level: 'info' },
+      });
+    });
+
+    it('replaces a section the file left empty (YAML null)', function () {
+      const raw = { storage: { filesystem: null } };
+      assert.deepEqual(applyEnvironment(raw, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv' }), {
+        storage: { filesystem: { rootdirectory: '/srv' } },
+      });
+    });
+
+    it('matches a key the file spells in another case', function () {
+      const raw = { Log: { Level: 'info' } };
+      assert.deepEqual(applyEnvironment(raw, { REGISTRY_LOG_LEVEL: 'warn' }), { Log: { Level: 'warn' } });
+    });
+
+    it('ignores variables that are not REGISTRY_*', function () {
+      assert.deepEqual(
+        applyEnvironment({}, { PATH: '/bin', HOME: '/root', REGISTRYX_HTTP_ADDR: ':1', registry_http_addr: ':2' }),
+        {},
+      );
+    });
+
+    it('switches the driver with REGISTRY_STORAGE=inmemory, dropping the configured one and keeping other storage keys', function () {
+      const raw = { storage: { filesystem: { rootdirectory: '/data' }, delete: { enabled: true } } };
+      const out = applyEnvironment(raw, { REGISTRY_STORAGE: 'inmemory' });
+      assert.deepEqual(out, { storage: { inmemory: {}, delete: { enabled: true } } });
+      assert.deepEqual(resolveConfig(out).storage, { driver: 'inmemory' });
+    });
+
+    it('keeps the parameters of the driver REGISTRY_STORAGE names when the file has it', function () {
+      const raw = { storage: { filesystem: { rootdirectory: '/data' } } };
+      assert.deepEqual(applyEnvironment(raw, { REGISTRY_STORAGE: 'filesystem' }), {
+        storage: { filesystem: { rootdirectory: '/data' } },
+      });
+    });
+
+    it('applies REGISTRY_STORAGE before deeper variables, whatever their order', function () {
+      const env = { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/env', REGISTRY_STORAGE: 'filesystem' };
+      const raw = { storage: { inmemory: null } };
+      assert.deepEqual(resolveConfig(applyEnvironment(raw, env)).storage, {
+        driver: 'filesystem',
+        rootdirectory: '/env',
+      });
+    });
+
+    it('lets the schema reject an unknown driver named by REGISTRY_STORAGE', function () {
+      assert.throws(() => resolveConfig(applyEnvironment({}, { REGISTRY_STORAGE: 's3' })), configError('s3'));
+    });
+  });
+
+  describe('loadConfig', function () {
+    it('uses defaults and the environment when there is no file', async function () {
+      const c = await loadConfig(undefined, { REGISTRY_STORAGE: 'inmemory', REGISTRY_LOG_LEVEL: 'warn' });
+      assert.deepEqual(c.storage, { driver: 'inmemory' });
+      assert.equal(c.log.level, 'warn');
+    });
+
+    it('reads a Distribution-style YAML file', async function () {
+      const path = await file(
+        'distribution.yml',
+        [
+          'version: 0.1',
+          'log:',
+          '  level: debug',
+          'storage:',
+          '  filesystem:',
+          '    rootdirectory: /srv/registry',
+          '  delete:',
+          '    enabled: true',
+          'http:',
+          '  addr: :5000',
+          'auth:',
+          '  htpasswd:',
+          '    realm: basic',
+          '',
+        ].join('\n'),
+      );
+      const c = await loadConfig(path, {});
+      assert.deepEqual(c.storage, { driver: 'filesystem', rootdirectory: '/srv/registry' });
+      assert.equal(c.deleteEnabled, true);
+      assert.equal(c.log.level, 'debug');
+      assert.deepEqual(c.ignored, ['auth']);
+    });
+
+    it('reads `inmemory:` with no value as the inmemory driver', async function () {
+      const path = await file('inmemory.yml', 'storage:\n  inmemory:  # takes no parameters\n');
+      assert.deepEqual((await loadConfig(path, {})).storage, { driver: 'inmemory' });
+    });
+
+    it('lets REGISTRY_* variables override the file', async function () {
+      const path = await file('override.yml', 'storage:\n  filesystem:\n    rootdirectory: /a\nhttp:\n  addr: :5000\n');
+      const c = await loadConfig(path, {
+        REGISTRY_HTTP_ADDR: '127.0.0.1:7000',
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+      });
+      assert.equal(c.http.addr, '127.0.0.1:7000');
+      assert.equal(c.deleteEnabled, true);
+      assert.deepEqual(c.storage, { driver: 'filesystem', rootdirectory: '/a' });
+    });
+
+    it('switches a file’s filesystem storage to inmemory with REGISTRY_STORAGE=inmemory', async function () {
+      const path = await file('switch.yml', 'storage:\n  filesystem:\n    rootdirectory: /a\n');
+      assert.deepEqual((await loadConfig(path, { REGISTRY_STORAGE: 'inmemory' })).storage, { driver: 'inmemory' });
+    });
+
+    it('treats an empty file as defaults', async function () {
+      const path = await file('empty.yml', '# nothing here\n');
+      assert.deepEqual(await loadConfig(path, {}), resolveConfig({}));
+    });
+
+    it('reports a YAML syntax error with the file name', async function () {
+      const path = await file('broken.yml', 'storage:\n  filesystem: [unclosed\nhttp:\n  addr: :5000\n');
+      await assert.rejects(loadConfig(path, {}), configError(path, 'not valid YAML'));
+    });
+
+    it('reports duplicate keys as a YAML error', async function () {
+      const path = await file('dup.yml', 'http:\n  addr: :1\nhttp:\n  addr: :2\n');
+      await assert.rejects(loadConfig(path, {}), configError(path, 'not valid YAML'));
+    });
+
+    it('rejects a file whose top level is not a mapping', async function () {
+      const path = await file('list.yml', '- a\n- b\n');
+      await assert.rejects(loadConfig(path, {}), configError(path, 'expected a mapping'));
+    });
+
+    it('reports a file it cannot read', async function () {
+      const path = join(dir, 'does-not-exist.yml');
+      await assert.rejects(loadConfig(path, {}), configError(path, 'cannot read'));
+    });
+
+    it('rejects two storage drivers in a file, naming the field', async function () {
+      const path = await file('two.yml', 'storage:\n  filesystem:\n    rootdirectory: /a\n  inmemory:\n');
+      await assert.rejects(loadConfig(path, {}), configError(path, 'storage.inmemory', 'only one storage driver'));
+    });
+
+    it('loads every example config in config/', async function () {
+      const examples = (await readdir(join(REPO_ROOT, 'config'))).filter((n) => /\.ya?ml$/.test(n));
+      assert.ok(examples.length > 0);
+      for (const name of examples) await loadConfig(join(REPO_ROOT, 'config', name), {});
+    });
+  });
+
+  describe('berth verify', function () {
+    it('exits 0 on a good file and says which storage and address it found', async function () {
+      const path = await file('good.yml', 'storage:\n  inmemory:\nhttp:\n  addr: 127.0.0.1:5055\n');
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /ok \(storage inmemory, listening on 127\.0\.0\.1:5055\)/);
+    });
+
+    it('notes the sections it ignores', async function () {
+      const path = await file('ignored.yml', 'notifications:\n  endpoints: []\n');
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /section notifications is not supported/);
+    });
+
+    it('exits 1 on a bad file and names the bad field on stderr', async function () {
+      const path = await file(
+        'bad.yml',
+        'storage:\n  filesystem:\n    rootdirectory: /a\n  delete:\n    enabled: perhaps\n',
+      );
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /storage\.delete\.enabled/);
+      assert.ok(r.stderr.includes(path));
+      assert.equal(r.stdout, '');
+    });
+
+    it('exits 1 on a YAML syntax error', async function () {
+      const path = await file('bad-syntax.yml', 'http: [\n');
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /not valid YAML/);
+    });
+
+    it('checks the file alone, whatever REGISTRY_* variables are set', async function () {
+      const path = await file('plain.yml', 'http:\n  addr: :5000\n');
+      const r = await runCli(['verify', path], { REGISTRY_HTTP_ADDR: 'not an address' });
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    it('exits 2 with usage when no file is given', async function () {
+      const r = await runCli(['verify']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /usage:/);
+    });
+  });
+});
