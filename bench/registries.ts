@@ -45,7 +45,10 @@ function distributionConfig(o: { root: string; port: number; cache: CacheMode })
 
 function versionOf(command: string): string {
   try {
-    return execFileSync(command, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim().split('\n')[0] ?? '';
+    const line =
+      execFileSync(command, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim().split('\n')[0] ?? '';
+    // Distribution prints its own path first: "<argv0> github.com/distribution/distribution/v3 v3.1.2".
+    return line.startsWith(command) ? line.slice(command.length).trim() : line;
   } catch {
     return 'unknown';
   }

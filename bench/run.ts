@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { format } from 'prettier';
 import { RegistryClient, type FileRange } from './client.js';
 import { runLoad, type LoadSpec } from './load.js';
 import { cpuSeconds, rssMiB, RssSampler, type RssSummary } from './proc.js';
@@ -425,7 +426,7 @@ async function main(): Promise<void> {
       `${s.quick ? '**QUICK run** (small blobs, short loads): for checking the harness, not for quoting. ' : ''}` +
         `Cache: ${s.cache === 'inmemory' ? 'in-memory blob descriptor cache' : 'none (storage only)'} for all three. ` +
         `Blob ${s.blobMiB} MiB, chunks ${s.chunkMiB} MiB, memory test ${s.bigMiB} MiB, median of ${s.repeat}; ` +
-        `loads ${s.durationS} s after ${s.warmupS} s warm-up at ${s.connections} connections (autocannon, in this process).`,
+        `loads ${s.durationS} s after ${s.warmupS} s warm-up at ${s.connections} connections (autocannon in this process; p99 from its per-response times).`,
       `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Linux ${release()}; load generator and registries share it. ` +
         `Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}.`,
       `Versions: ${running.map((r) => `${r.label}: ${r.version}`).join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
@@ -443,31 +444,26 @@ async function main(): Promise<void> {
     const resultsDir = join(REPO_ROOT, 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
     const jsonFile = join(resultsDir, 'latest.json');
-    await writeFile(
-      jsonFile,
-      `${JSON.stringify(
-        {
-          startedAt: startedAt.toISOString(),
-          finishedAt: new Date().toISOString(),
-          settings: { ...s, tmp: undefined, keep: undefined },
-          machine: {
-            cpus: cpus().length,
-            model: cpus()[0]?.model,
-            kernel: release(),
-            node: process.version,
-            loadBefore,
-            loadAfter,
-          },
-          versions,
-          rows,
-          results,
-          notes,
-          markdown,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    const report = {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      settings: { ...s, tmp: undefined, keep: undefined },
+      machine: {
+        cpus: cpus().length,
+        model: cpus()[0]?.model,
+        kernel: release(),
+        node: process.version,
+        loadBefore,
+        loadAfter,
+      },
+      versions,
+      rows,
+      results,
+      notes,
+      markdown,
+    };
+    // Formatted with the repository's prettier, since `npm run lint` checks everything under bench/.
+    await writeFile(jsonFile, await format(JSON.stringify(report), { parser: 'json' }));
     progress(`wrote ${jsonFile}`);
   } finally {
     for (const c of clients) c.close();

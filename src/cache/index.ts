@@ -2,8 +2,16 @@
 // shutdown. Built from the config; `none` gives no cache at all.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { RedisConfig } from '../config/redis.js';
 import type { ResolvedConfig } from '../config/schema.js';
+import type { Digest } from '../oci/digest.js';
 import type { BlobStatter, Invalidate } from '../storage/blobs.js';
+import type { DescriptorTier, Scope } from './cache.js';
+import { CachedStatter, RateLimitedLog, type CacheOperation } from './cached-statter.js';
+import { MemoryTier } from './memory.js';
+import { cacheMetrics, instrumentTier } from './metrics.js';
+import { connectWithin, createRedisClient, RedisTier, redisTopology, type RedisClient } from './redis.js';
+import { CoherentMemoryTier, InvalidationBus } from './two-tier.js';
 
 export interface DescriptorCache {
   /** Wraps a statter of one scope (a repository name, or undefined for the global blob store). */
@@ -15,9 +23,126 @@ export interface DescriptorCache {
   close(): Promise<void>;
 }
 
-export async function createDescriptorCache(config: ResolvedConfig, log: Logger, metrics: Registry): Promise<DescriptorCache | undefined> {
-  void config;
-  void log;
-  void metrics;
-  return undefined;
+/** A cache made of tiers asked in order (the LRU first); failures of any tier are counted, logged and skipped. */
+export class TieredDescriptorCache implements DescriptorCache {
+  readonly #tiers: readonly DescriptorTier[];
+  readonly #log: Logger;
+  readonly #errors: RateLimitedLog;
+  readonly #closers: ReadonlyArray<() => Promise<void>>;
+  #closing: Promise<void> | undefined;
+
+  /** `tiers` are already instrumented; `closers` run after the tiers close (connections the tiers share). */
+  constructor(tiers: readonly DescriptorTier[], log: Logger, closers: ReadonlyArray<() => Promise<void>> = []) {
+    this.#tiers = tiers;
+    this.#log = log;
+    this.#errors = new RateLimitedLog(log);
+    this.#closers = closers;
+  }
+
+  readonly #onError = (tier: DescriptorTier, operation: CacheOperation, err: unknown, digest: Digest): void => {
+    this.#errors.warn(
+      `${tier.name}:${operation}`,
+      { tier: tier.name, operation, digest: digest.value, err: err instanceof Error ? err.message : String(err) },
+      'descriptor cache failed; answering from storage',
+    );
+  };
+
+  wrap(statter: BlobStatter, scope: string | undefined): BlobStatter {
+    return new CachedStatter(statter, scope, this.#tiers, this.#onError, this.#log);
+  }
+
+  readonly invalidate: Invalidate = async (scope: Scope, digest: Digest) => {
+    // In order, LRU first: a replica must never refill its LRU from a Redis entry that is about to go.
+    for (const tier of this.#tiers) {
+      try {
+        await tier.invalidate(scope, digest);
+      } catch (err) {
+        this.#onError(tier, 'invalidate', err, digest);
+      }
+    }
+  };
+
+  async check(): Promise<string | undefined> {
+    const problems = await Promise.all(this.#tiers.map((t) => t.check().catch((err: unknown) => String(err))));
+    const found = problems.filter((p): p is string => p !== undefined);
+    return found.length === 0 ? undefined : [...new Set(found)].join('; ');
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#tiers.map((t) => t.close().catch(() => undefined)));
+      for (const close of this.#closers) await close().catch(() => undefined);
+    })();
+    return this.#closing;
+  }
+}
+
+/** Where an `addrs` list points, for logs (never the password). */
+function describe(config: RedisConfig): Record<string, unknown> {
+  return {
+    topology: redisTopology(config),
+    addrs: config.addrs,
+    db: config.db,
+    prefix: config.prefix,
+    tls: config.tls.enabled,
+  };
+}
+
+export async function createDescriptorCache(
+  config: ResolvedConfig,
+  log: Logger,
+  metrics: Registry,
+): Promise<DescriptorCache | undefined> {
+  const kind = config.cache.blobdescriptor;
+  if (kind === 'none' || kind === '') return undefined;
+  const clog = log.child({ component: 'descriptor-cache' });
+  const m = cacheMetrics(metrics);
+  const size = config.cache.blobdescriptorsize;
+  if (kind === 'inmemory') {
+    if (config.cache.twotier) clog.warn('storage.cache.twotier applies to the redis cache only; ignored');
+    clog.info({ kind, size }, 'blob descriptor cache');
+    return new TieredDescriptorCache([instrumentTier(new MemoryTier(size), m)], clog);
+  }
+  const redis = config.redis;
+  if (redis === undefined) throw new Error('storage.cache.blobdescriptor is redis, but there is no redis section');
+  const client = await createRedisClient(redis, 'commands');
+  const tierOptions = {
+    client,
+    prefix: redis.prefix,
+    readTimeout: redis.readtimeout,
+    writeTimeout: redis.writetimeout,
+    log: clog,
+  };
+  if (!config.cache.twotier) {
+    // The tier listens for the client's errors before the first connection attempt can fail.
+    const remote = new RedisTier(tierOptions);
+    if (!(await connectWithin(client, redis.dialtimeout)))
+      clog.warn(describe(redis), 'redis is not reachable yet; serving from storage until it is');
+    clog.info({ kind, ...describe(redis) }, 'blob descriptor cache');
+    return new TieredDescriptorCache([instrumentTier(remote, m)], clog);
+  }
+  let subscriber: RedisClient;
+  try {
+    subscriber = await createRedisClient(redis, 'subscriber');
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
+  const bus = new InvalidationBus({
+    subscriber,
+    publisher: client,
+    channel: `${redis.prefix}berth::invalidations`,
+    ackTimeout: redis.writetimeout,
+    log: clog,
+  });
+  const memory = new CoherentMemoryTier(new MemoryTier(size), bus);
+  const remote = new RedisTier({ ...tierOptions, broadcast: (invalidation) => bus.publish(invalidation) });
+  const [connected, subscribed] = await Promise.all([
+    connectWithin(client, redis.dialtimeout),
+    bus.start(redis.dialtimeout),
+  ]);
+  if (!connected) clog.warn(describe(redis), 'redis is not reachable yet; serving from storage until it is');
+  else if (!subscribed) clog.warn('not yet subscribed to invalidations; the in-process tier waits for it');
+  clog.info({ kind: 'two-tier', size, ...describe(redis) }, 'blob descriptor cache');
+  return new TieredDescriptorCache([instrumentTier(memory, m), instrumentTier(remote, m)], clog, [() => bus.close()]);
 }

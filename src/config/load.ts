@@ -32,6 +32,9 @@ export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
   for (const name of vars) {
     const segments = name.slice('REGISTRY_'.length).split('_').filter(Boolean);
     const value = env[name] ?? '';
+    // Kubernetes injects REGISTRY_PORT, REGISTRY_SERVICE_HOST, ... for a Service named `registry`; like
+    // Distribution, leave alone whatever does not start with a configuration section.
+    if (!TOP_LEVEL_KEYS.has((segments[0] ?? '').toLowerCase())) continue;
     if (segments.length === 1 && segments[0] === 'STORAGE') {
       const storage = isTree(raw['storage']) ? raw['storage'] : (raw['storage'] = {});
       const driver = value.trim().toLowerCase();
@@ -53,6 +56,8 @@ export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
   }
   return raw;
 }
+
+const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(['version', 'log', 'storage', 'http', 'redis', ...IGNORED_SECTIONS]);
 
 function parseScalar(value: string): unknown {
   try {

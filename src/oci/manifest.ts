@@ -162,7 +162,13 @@ export function accepts(accept: string | undefined, mediaType: string): boolean 
   if (accept === undefined || accept === '') return true;
   let namesManifestType = false;
   for (const part of accept.split(',')) {
-    const type = part.split(';')[0]?.trim().toLowerCase() ?? '';
+    const [rawType, ...params] = part.split(';');
+    const type = rawType?.trim().toLowerCase() ?? '';
+    // q=0 means "not acceptable".
+    if (params.some((p) => /^\s*q\s*=\s*0(?:\.0*)?\s*$/i.test(p))) {
+      if (MANIFEST_MEDIA_TYPES.has(type)) namesManifestType = true;
+      continue;
+    }
     if (type === mediaType || type === '*/*' || type === 'application/*') return true;
     if (MANIFEST_MEDIA_TYPES.has(type)) namesManifestType = true;
   }

@@ -2,6 +2,7 @@
 // logs, then dispatch through the route table.
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
+import type { Logger } from 'pino';
 import { envelope, RegistryError } from '../oci/errors.js';
 import { checkName } from '../oci/names.js';
 import { Urls, type Ctx, type RegistryDeps, type RegistryState } from './context.js';
@@ -9,6 +10,7 @@ import { blobHandlers } from './handlers/blobs.js';
 import { listingHandlers } from './handlers/listings.js';
 import { manifestHandlers } from './handlers/manifests.js';
 import type { HttpMetrics } from './metrics.js';
+import { contentLength } from './http.js';
 import { ALLOWED_METHODS, matchRoute, type RouteName } from './routes.js';
 
 type Handler = (ctx: Ctx, name: string, param: string) => Promise<void>;
@@ -25,8 +27,30 @@ function render(ctx: Ctx, err: RegistryError): void {
   for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
   ctx.body = envelope(err);
   ctx.type = 'application/json';
-  // A refused body may still be arriving; don't keep the connection for it.
-  if (err.status === 413) ctx.set('Connection', 'close');
+  if (err.status === 413) discardBody(ctx);
+}
+
+/** How much of a refused body is read and dropped so that its client gets the answer; past it the connection goes. */
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * A refused body may still be arriving. Closing at once would reset the connection under a client that is still
+ * sending, which then often loses the answer; so read and drop the rest, up to a bound.
+ */
+function discardBody(ctx: Ctx): void {
+  const req = ctx.req;
+  if (req.complete || req.destroyed) return;
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > DISCARD_LIMIT) {
+    ctx.set('Connection', 'close');
+    return;
+  }
+  let dropped = 0;
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DISCARD_LIMIT) req.socket.destroy();
+  });
+  req.resume();
 }
 
 export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<RegistryState> {
@@ -63,7 +87,9 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
     ctx.state.route = 'unknown';
-    ctx.state.log = deps.log.child({ reqId: requestId });
+    // Made on first use: most requests log once at the end, and some not at all.
+    let child: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= deps.log.child({ reqId: requestId })), enumerable: true });
     ctx.set('X-Request-Id', requestId);
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [k, v] of extraHeaders) ctx.set(k, v);

@@ -15,7 +15,7 @@ export interface ByteRange {
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim());
   if (m === null || (m[1] === '' && m[2] === '')) return undefined;
   const unsatisfiable = (): RegistryError =>
     new RegistryError('RANGE_INVALID', { message: `range ${header} not satisfiable for ${size} bytes`, headers: { 'Content-Range': `bytes */${size}` } });
@@ -93,7 +93,8 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
+  // Leaving the loop early must not destroy the request: the boundary still answers on its connection.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     const buf = chunk as Buffer;
     total += buf.length;
     if (total > limit) throw tooLarge();

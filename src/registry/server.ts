@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/schema.js';
 import { createDriver } from '../storage/drivers/factory.js';
+import { InstrumentedDriver } from '../storage/drivers/instrumented.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { purgeUploads } from '../storage/purge.js';
 import { RegistryStorage } from '../storage/registry.js';
@@ -46,8 +47,9 @@ export interface StartOptions {
 }
 
 export async function startRegistry(config: ResolvedConfig, log: Logger, options: StartOptions = {}): Promise<RunningRegistry> {
-  const driver = options.driver ?? createDriver(config.storage);
   const metrics = createMetrics();
+  // Every storage action is timed and counted (registry_storage_action_seconds), the cache's savings made visible.
+  const driver = new InstrumentedDriver(options.driver ?? createDriver(config.storage), metrics.registry);
   const cache = await createDescriptorCache(config, log, metrics.registry);
   const storage = new RegistryStorage(driver, cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate });
   const app = createApp({ config, storage, log }, metrics);

@@ -15,7 +15,7 @@ export interface FileWriter {
   readonly stream: Writable;
   /** Size of the file so far: what it had when opened for append plus what has been written. */
   size(): number;
-  /** Makes everything written durable at the path. The writer is finished afterwards. */
+  /** Makes everything written visible at the path, at once. The writer is finished afterwards. */
   commit(): Promise<void>;
   /** Drops what this writer wrote: the file is left as it was when the writer was opened. */
   cancel(): Promise<void>;

@@ -127,6 +127,8 @@ export class Uploads {
         });
       }
       if (final !== undefined) verify(final.digest, final.hash);
+      // A session another request finished or cancelled meanwhile must not take the chunk (nor come back for it).
+      await this.status(status.id);
     } catch (err) {
       await writer.cancel();
       throw err;
@@ -153,12 +155,14 @@ export class Uploads {
       hash = state.hash.copy();
     } else {
       hash = createHash(digest.algorithm);
-      await pipeline(await this.#driver.reader(data), new HashingStream(hash), devNull());
+      const stored = await this.#driver.reader(data).catch(goneIsUnknown(id));
+      await pipeline(stored, new HashingStream(hash), devNull());
     }
     // A last chunk is kept only when the digest then matches, so DIGEST_INVALID leaves the session as it was.
     if (body !== undefined) status = await this.#append(status, body, options, { hash, digest });
     else verify(digest, hash);
-    await this.#driver.move(data, paths.blobData(digest));
+    // A concurrent commit of the same session (a client's retry) may have taken the bytes first.
+    await this.#driver.move(data, paths.blobData(digest)).catch(goneIsUnknown(id));
     await this.#blobs.link(digest);
     this.#hashes.delete(key);
     await this.#driver.delete(paths.uploadDir(this.#name, id)).catch(() => undefined);
@@ -173,6 +177,13 @@ export class Uploads {
     await this.#driver.delete(paths.uploadStartedAt(this.#name, id));
     await this.#driver.delete(paths.uploadDir(this.#name, id));
   }
+}
+
+/** Turns a missing path of a session into BLOB_UPLOAD_UNKNOWN: the session ended while the request ran. */
+function goneIsUnknown(id: string): (err: unknown) => never {
+  return (err) => {
+    throw isNotFound(err) ? uploadUnknown(id) : err;
+  };
 }
 
 /** Throws DIGEST_INVALID unless `hash` (which it finishes) gives `digest`. */

@@ -1,7 +1,7 @@
 // HTTP tests of every endpoint of the distribution API, against the real Koa app started in-process.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { removeDir, startInProcess, tempDir, type InProcessRegistry } from '../helpers/harness.js';
 import { InMemoryDriver } from '../../src/storage/drivers/inmemory/index.js';
 
@@ -49,7 +49,13 @@ async function pushBlob(url: string, name: string, data: Buffer | string, mediaT
   return { mediaType, digest, size: bytes.length };
 }
 
-async function putManifest(url: string, name: string, reference: string, manifest: unknown, contentType?: string): Promise<Response> {
+async function putManifest(
+  url: string,
+  name: string,
+  reference: string,
+  manifest: unknown,
+  contentType?: string,
+): Promise<Response> {
   const body = typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
   return fetch(`${url}/v2/${name}/manifests/${reference}`, {
     method: 'PUT',
@@ -59,7 +65,12 @@ async function putManifest(url: string, name: string, reference: string, manifes
 }
 
 /** Pushes a config and a layer and an OCI image manifest tagged `tag`; returns the manifest's descriptor. */
-async function pushImage(url: string, name: string, tag: string, extra: Record<string, unknown> = {}): Promise<Desc & { body: string }> {
+async function pushImage(
+  url: string,
+  name: string,
+  tag: string,
+  extra: Record<string, unknown> = {},
+): Promise<Desc & { body: string }> {
   const config = await pushBlob(url, name, `{"architecture":"amd64","os":"linux","tag":"${tag}"}`, OCI_CONFIG);
   const layer = await pushBlob(url, name, randomBytes(100));
   const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [layer], ...extra });
@@ -75,7 +86,12 @@ interface RawResponse {
 }
 
 /** A request with exactly these headers (fetch always adds Accept). */
-function rawRequest(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+function rawRequest(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port, method, path, headers }, (res) => {
@@ -197,7 +213,9 @@ describe('registry HTTP API', function () {
       const res = await fetch(`${url}/v2/${name}/blobs/${digest}`, { headers: { 'If-None-Match': `"${digest}"` } });
       assert.equal(res.status, 304);
       assert.equal((await res.arrayBuffer()).byteLength, 0);
-      const other = await fetch(`${url}/v2/${name}/blobs/${digest}`, { headers: { 'If-None-Match': `"${sha256('x')}"` } });
+      const other = await fetch(`${url}/v2/${name}/blobs/${digest}`, {
+        headers: { 'If-None-Match': `"${sha256('x')}"` },
+      });
       assert.equal(other.status, 200);
       await other.arrayBuffer();
     });
@@ -228,7 +246,11 @@ describe('registry HTTP API', function () {
       assert.equal(res.status, 202);
       assert.equal(res.headers.get('docker-content-digest'), gone.digest);
       await expectError(await fetch(`${url}/v2/${name}/blobs/${gone.digest}`), 404, 'BLOB_UNKNOWN');
-      await expectError(await fetch(`${url}/v2/${name}/blobs/${gone.digest}`, { method: 'DELETE' }), 404, 'BLOB_UNKNOWN');
+      await expectError(
+        await fetch(`${url}/v2/${name}/blobs/${gone.digest}`, { method: 'DELETE' }),
+        404,
+        'BLOB_UNKNOWN',
+      );
     });
 
     it('refuses blob deletes with 405 UNSUPPORTED when storage.delete.enabled is false', async function () {
@@ -271,7 +293,9 @@ describe('registry HTTP API', function () {
 
     it('mounts a blob from another repository with 201', async function () {
       const blob = await pushBlob(url, 'uploads/source', 'mount me');
-      const res = await fetch(`${url}/v2/${name}/blobs/uploads/?mount=${blob.digest}&from=uploads/source`, { method: 'POST' });
+      const res = await fetch(`${url}/v2/${name}/blobs/uploads/?mount=${blob.digest}&from=uploads/source`, {
+        method: 'POST',
+      });
       assert.equal(res.status, 201);
       assert.equal(res.headers.get('location'), `/v2/${name}/blobs/${blob.digest}`);
       assert.equal(res.headers.get('docker-content-digest'), blob.digest);
@@ -281,15 +305,23 @@ describe('registry HTTP API', function () {
 
     it('falls back to a session (202) when the blob is not in the from repository', async function () {
       await pushBlob(url, 'uploads/source', 'something else');
-      const res = await fetch(`${url}/v2/${name}/blobs/uploads/?mount=${sha256('not there')}&from=uploads/source`, { method: 'POST' });
+      const res = await fetch(`${url}/v2/${name}/blobs/uploads/?mount=${sha256('not there')}&from=uploads/source`, {
+        method: 'POST',
+      });
       assert.equal(res.status, 202);
       assert.match(res.headers.get('location') ?? '', new RegExp(`^/v2/${name}/blobs/uploads/[0-9a-f-]{36}$`));
       await expectError(await fetch(`${url}/v2/${name}/blobs/${sha256('not there')}`), 404, 'BLOB_UNKNOWN');
     });
 
-    it('falls back to a session (202) when from is missing or not a valid name', async function () {
+    it('falls back to a session (202) when from is missing or not a valid name, or mount is no digest', async function () {
       const blob = await pushBlob(url, 'uploads/source', 'mountable');
-      for (const query of [`mount=${blob.digest}`, `mount=${blob.digest}&from=Not//Valid`, `mount=${blob.digest}&from=`]) {
+      for (const query of [
+        `mount=${blob.digest}`,
+        `mount=${blob.digest}&from=Not//Valid`,
+        `mount=${blob.digest}&from=`,
+        `mount=sha256:xyz&from=uploads/source`,
+        `mount=&from=uploads/source`,
+      ]) {
         const res = await fetch(`${url}/v2/uploads/fallback/blobs/uploads/?${query}`, { method: 'POST' });
         assert.equal(res.status, 202, query);
         assert.match(res.headers.get('location') ?? '', /\/blobs\/uploads\/[0-9a-f-]{36}$/, query);
@@ -321,13 +353,25 @@ describe('registry HTTP API', function () {
       });
       assert.equal(first.status, 202);
       assert.equal(first.headers.get('range'), '0-3');
-      const skipped = await fetch(`${url}${location}`, { method: 'PATCH', body: 'ijkl', headers: { 'Content-Range': '8-11' } });
+      const skipped = await fetch(`${url}${location}`, {
+        method: 'PATCH',
+        body: 'ijkl',
+        headers: { 'Content-Range': '8-11' },
+      });
       await expectError(skipped, 416, 'RANGE_INVALID');
       assert.equal(skipped.headers.get('range'), '0-3');
-      const repeated = await fetch(`${url}${location}`, { method: 'PATCH', body: 'abcd', headers: { 'Content-Range': '0-3' } });
+      const repeated = await fetch(`${url}${location}`, {
+        method: 'PATCH',
+        body: 'abcd',
+        headers: { 'Content-Range': '0-3' },
+      });
       assert.equal(repeated.status, 416);
       assert.equal(repeated.headers.get('range'), '0-3');
-      const second = await fetch(`${url}${location}`, { method: 'PATCH', body: 'efgh', headers: { 'Content-Range': '4-7' } });
+      const second = await fetch(`${url}${location}`, {
+        method: 'PATCH',
+        body: 'efgh',
+        headers: { 'Content-Range': '4-7' },
+      });
       assert.equal(second.status, 202);
       assert.equal(second.headers.get('range'), '0-7');
       const put = await fetch(`${url}${location}?digest=${sha256('abcdefgh')}`, { method: 'PUT' });
@@ -338,10 +382,18 @@ describe('registry HTTP API', function () {
 
     it('finishes an upload with a final chunk in the PUT', async function () {
       const location = await startSession(url, name);
-      const patch = await fetch(`${url}${location}`, { method: 'PATCH', body: 'first-', headers: { 'Content-Range': '0-5' } });
+      const patch = await fetch(`${url}${location}`, {
+        method: 'PATCH',
+        body: 'first-',
+        headers: { 'Content-Range': '0-5' },
+      });
       assert.equal(patch.status, 202);
       const digest = sha256('first-last');
-      const put = await fetch(`${url}${location}?digest=${digest}`, { method: 'PUT', body: 'last', headers: { 'Content-Range': '6-9' } });
+      const put = await fetch(`${url}${location}?digest=${digest}`, {
+        method: 'PUT',
+        body: 'last',
+        headers: { 'Content-Range': '6-9' },
+      });
       assert.equal(put.status, 201);
       assert.equal(put.headers.get('location'), `/v2/${name}/blobs/${digest}`);
       assert.equal(await (await fetch(`${url}/v2/${name}/blobs/${digest}`)).text(), 'first-last');
@@ -374,15 +426,27 @@ describe('registry HTTP API', function () {
       const res = await fetch(`${url}${location}`, { method: 'DELETE' });
       assert.equal(res.status, 204);
       await expectError(await fetch(`${url}${location}`), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await fetch(`${url}${location}`, { method: 'PATCH', body: 'more' }), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await expectError(await fetch(`${url}${location}?digest=${sha256('abandoned')}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(
+        await fetch(`${url}${location}`, { method: 'PATCH', body: 'more' }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+      );
+      await expectError(
+        await fetch(`${url}${location}?digest=${sha256('abandoned')}`, { method: 'PUT' }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+      );
       await expectError(await fetch(`${url}${location}`, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
     });
 
     it('refuses a PUT whose digest does not match with DIGEST_INVALID and keeps the session open', async function () {
       const location = await startSession(url, name);
       await fetch(`${url}${location}`, { method: 'PATCH', body: 'content' });
-      await expectError(await fetch(`${url}${location}?digest=${sha256('other')}`, { method: 'PUT' }), 400, 'DIGEST_INVALID');
+      await expectError(
+        await fetch(`${url}${location}?digest=${sha256('other')}`, { method: 'PUT' }),
+        400,
+        'DIGEST_INVALID',
+      );
       const status = await fetch(`${url}${location}`);
       assert.equal(status.status, 204);
       assert.equal(status.headers.get('range'), '0-6');
@@ -408,7 +472,9 @@ describe('registry HTTP API', function () {
             return new Promise<void>(() => undefined);
           },
         });
-        await assert.rejects(fetch(`${disk.url}${location}`, { method: 'PATCH', body, duplex: 'half', signal: controller.signal }));
+        await assert.rejects(
+          fetch(`${disk.url}${location}`, { method: 'PATCH', body, duplex: 'half', signal: controller.signal }),
+        );
         // The server notices the hang-up asynchronously; the session must come back to exactly its four bytes.
         let range: string | null = null;
         for (let i = 0; i < 100 && range !== '0-3'; i++) {
@@ -416,8 +482,48 @@ describe('registry HTTP API', function () {
           range = (await fetch(`${disk.url}${location}`)).headers.get('range');
         }
         assert.equal(range, '0-3');
-        assert.equal((await fetch(`${disk.url}${location}`, { method: 'PATCH', body: 'efgh', headers: { 'Content-Range': '4-7' } })).status, 202);
-        assert.equal((await fetch(`${disk.url}${location}?digest=${sha256('abcdefgh')}`, { method: 'PUT' })).status, 201);
+        assert.equal(
+          (
+            await fetch(`${disk.url}${location}`, {
+              method: 'PATCH',
+              body: 'efgh',
+              headers: { 'Content-Range': '4-7' },
+            })
+          ).status,
+          202,
+        );
+        assert.equal(
+          (await fetch(`${disk.url}${location}?digest=${sha256('abcdefgh')}`, { method: 'PUT' })).status,
+          201,
+        );
+      } finally {
+        await disk.close();
+        await removeDir(dir);
+      }
+    });
+
+    it('answers concurrent PUTs that finish one session with one 201 and BLOB_UPLOAD_UNKNOWN for the rest', async function () {
+      const dir = await tempDir();
+      const disk = await startInProcess({ storage: { filesystem: { rootdirectory: dir } } });
+      try {
+        for (let round = 0; round < 5; round++) {
+          const location = await startSession(disk.url, name);
+          const data = randomBytes(50_000);
+          assert.equal((await fetch(`${disk.url}${location}`, { method: 'PATCH', body: data })).status, 202);
+          const results = await Promise.all(
+            [0, 1, 2].map(async () => {
+              const res = await fetch(`${disk.url}${location}?digest=${sha256(data)}`, { method: 'PUT' });
+              return { status: res.status, code: res.status === 201 ? '' : (await errorOf(res)).code };
+            }),
+          );
+          assert.deepEqual(results.map((r) => `${r.status} ${r.code}`).sort(), [
+            '201 ',
+            '404 BLOB_UPLOAD_UNKNOWN',
+            '404 BLOB_UPLOAD_UNKNOWN',
+          ]);
+          const blob = await fetch(`${disk.url}/v2/${name}/blobs/${sha256(data)}`);
+          assert.deepEqual(Buffer.from(await blob.arrayBuffer()), data);
+        }
       } finally {
         await disk.close();
         await removeDir(dir);
@@ -445,7 +551,11 @@ describe('registry HTTP API', function () {
         }
         const whole = Buffer.concat(chunks);
         const digest = sha256(whole);
-        await expectError(await fetch(`${a.url}${location}?digest=${sha256('wrong')}`, { method: 'PUT' }), 400, 'DIGEST_INVALID');
+        await expectError(
+          await fetch(`${a.url}${location}?digest=${sha256('wrong')}`, { method: 'PUT' }),
+          400,
+          'DIGEST_INVALID',
+        );
         const put = await fetch(`${a.url}${location}?digest=${digest}`, { method: 'PUT' });
         assert.equal(put.status, 201);
         for (const r of [a, b]) {
@@ -490,24 +600,37 @@ describe('registry HTTP API', function () {
       }
     });
 
-    it('answers HEAD on a manifest with the headers and no body', async function () {
-      const res = await fetch(`${url}/v2/${name}/manifests/v1`, { method: 'HEAD' });
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get('docker-content-digest'), image.digest);
-      assert.equal(res.headers.get('content-length'), String(image.size));
-      assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
-      assert.equal((await res.arrayBuffer()).byteLength, 0);
+    it('answers HEAD on a manifest by tag and by digest with the headers and no body', async function () {
+      for (const ref of ['v1', image.digest]) {
+        const res = await fetch(`${url}/v2/${name}/manifests/${ref}`, { method: 'HEAD' });
+        assert.equal(res.status, 200, ref);
+        assert.equal(res.headers.get('docker-content-digest'), image.digest);
+        assert.equal(res.headers.get('content-length'), String(image.size));
+        assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
+        assert.equal((await res.arrayBuffer()).byteLength, 0);
+      }
+      const missing = await fetch(`${url}/v2/${name}/manifests/${sha256('no such manifest')}`, { method: 'HEAD' });
+      assert.equal(missing.status, 404);
     });
 
     it('stores and serves an OCI index of manifests', async function () {
       const index = JSON.stringify({
         schemaVersion: 2,
         mediaType: OCI_INDEX,
-        manifests: [{ mediaType: OCI_MANIFEST, digest: image.digest, size: image.size, platform: { os: 'linux', architecture: 'amd64' } }],
+        manifests: [
+          {
+            mediaType: OCI_MANIFEST,
+            digest: image.digest,
+            size: image.size,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
       });
       const res = await putManifest(url, name, 'multi', index, OCI_INDEX);
       assert.equal(res.status, 201);
-      const got = await fetch(`${url}/v2/${name}/manifests/multi`, { headers: { Accept: `${OCI_INDEX}, ${OCI_MANIFEST}` } });
+      const got = await fetch(`${url}/v2/${name}/manifests/multi`, {
+        headers: { Accept: `${OCI_INDEX}, ${OCI_MANIFEST}` },
+      });
       assert.equal(got.status, 200);
       assert.equal(got.headers.get('content-type'), OCI_INDEX);
       assert.equal(got.headers.get('docker-content-digest'), sha256(index));
@@ -522,13 +645,22 @@ describe('registry HTTP API', function () {
       const list = JSON.stringify({
         schemaVersion: 2,
         mediaType: DOCKER_LIST,
-        manifests: [{ mediaType: DOCKER_MANIFEST, digest: sha256(manifest), size: manifest.length, platform: { os: 'linux', architecture: 'arm64' } }],
+        manifests: [
+          {
+            mediaType: DOCKER_MANIFEST,
+            digest: sha256(manifest),
+            size: manifest.length,
+            platform: { os: 'linux', architecture: 'arm64' },
+          },
+        ],
       });
       assert.equal((await putManifest(url, name, 'docker-list', list, DOCKER_LIST)).status, 201);
       const m = await fetch(`${url}/v2/${name}/manifests/docker`, { headers: { Accept: DOCKER_MANIFEST } });
       assert.equal(m.headers.get('content-type'), DOCKER_MANIFEST);
       assert.equal(await m.text(), manifest);
-      const l = await fetch(`${url}/v2/${name}/manifests/docker-list`, { headers: { Accept: `${DOCKER_LIST}, ${DOCKER_MANIFEST}` } });
+      const l = await fetch(`${url}/v2/${name}/manifests/docker-list`, {
+        headers: { Accept: `${DOCKER_LIST}, ${DOCKER_MANIFEST}` },
+      });
       assert.equal(l.headers.get('content-type'), DOCKER_LIST);
       assert.equal(await l.text(), list);
     });
@@ -559,14 +691,19 @@ describe('registry HTTP API', function () {
       assert.equal(got.status, 200);
       assert.equal(got.headers.get('content-type'), OCI_MANIFEST);
       assert.equal(await got.text(), manifest);
-      const index = JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length }] });
+      const index = JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length }],
+      });
       assert.equal((await putManifest(url, name, 'no-media-type-index', index, OCI_INDEX)).status, 201);
       const gotIndex = await fetch(`${url}/v2/${name}/manifests/no-media-type-index`);
       assert.equal(gotIndex.headers.get('content-type'), OCI_INDEX);
     });
 
     it('answers 404 MANIFEST_UNKNOWN when Accept names only other manifest types', async function () {
-      const res = await fetch(`${url}/v2/${name}/manifests/v1`, { headers: { Accept: `${DOCKER_MANIFEST}, ${DOCKER_LIST}` } });
+      const res = await fetch(`${url}/v2/${name}/manifests/v1`, {
+        headers: { Accept: `${DOCKER_MANIFEST}, ${DOCKER_LIST}` },
+      });
       await expectError(res, 404, 'MANIFEST_UNKNOWN');
     });
 
@@ -574,7 +711,9 @@ describe('registry HTTP API', function () {
       const star = await fetch(`${url}/v2/${name}/manifests/v1`, { headers: { Accept: '*/*' } });
       assert.equal(star.status, 200);
       await star.arrayBuffer();
-      const listed = await fetch(`${url}/v2/${name}/manifests/v1`, { headers: { Accept: `${DOCKER_MANIFEST};q=0.9, ${OCI_MANIFEST}` } });
+      const listed = await fetch(`${url}/v2/${name}/manifests/v1`, {
+        headers: { Accept: `${DOCKER_MANIFEST};q=0.9, ${OCI_MANIFEST}` },
+      });
       assert.equal(listed.status, 200);
       await listed.arrayBuffer();
       const none = await rawRequest(url, 'GET', `/v2/${name}/manifests/v1`);
@@ -587,7 +726,9 @@ describe('registry HTTP API', function () {
       assert.equal(res.status, 304);
       assert.equal(res.headers.get('docker-content-digest'), image.digest);
       assert.equal((await res.arrayBuffer()).byteLength, 0);
-      const listed = await fetch(`${url}/v2/${name}/manifests/v1`, { headers: { 'If-None-Match': `"${sha256('x')}", W/"${image.digest}"` } });
+      const listed = await fetch(`${url}/v2/${name}/manifests/v1`, {
+        headers: { 'If-None-Match': `"${sha256('x')}", W/"${image.digest}"` },
+      });
       assert.equal(listed.status, 304);
       await listed.arrayBuffer();
       const other = await fetch(`${url}/v2/${name}/manifests/v1`, { headers: { 'If-None-Match': `"${sha256('x')}"` } });
@@ -610,16 +751,82 @@ describe('registry HTTP API', function () {
 
     it('refuses a manifest body over 4 MiB with 413', async function () {
       const padding = 'x'.repeat(4 * 1024 * 1024);
-      const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: image, layers: [], annotations: { padding } });
+      const body = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: image,
+        layers: [],
+        annotations: { padding },
+      });
       const res = await putManifest(url, name, 'huge', body, OCI_MANIFEST);
       assert.equal(res.status, 413);
       await expectError(await fetch(`${url}/v2/${name}/manifests/huge`), 404, 'MANIFEST_UNKNOWN');
     });
 
+    for (const framing of ['Content-Length', 'chunked'] as const) {
+      it(`answers 413 to an oversized manifest (${framing}) while the body still arrives, then reads the rest and keeps the connection`, async function () {
+        // A server that drops the connection instead leaves the rest of the body unsent for good.
+        this.timeout(10_000);
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        const { hostname, port } = new URL(url);
+        const total = 5 * 1024 * 1024;
+        // Sent before the answer: all of it when the length is declared, else enough to pass the limit.
+        const first = framing === 'Content-Length' ? 64 * 1024 : 4 * 1024 * 1024 + 1024;
+        try {
+          const answer = await new Promise<{ status: number; code: string }>((resolve, reject) => {
+            const req = request(
+              {
+                host: hostname,
+                port,
+                method: 'PUT',
+                path: `/v2/${name}/manifests/huge`,
+                agent,
+                headers: {
+                  'Content-Type': OCI_MANIFEST,
+                  ...(framing === 'Content-Length' ? { 'Content-Length': String(total) } : {}),
+                },
+              },
+              (res) => {
+                const chunks: Buffer[] = [];
+                res.on('data', (c: Buffer) => chunks.push(c));
+                res.on('end', () => {
+                  const code =
+                    (JSON.parse(Buffer.concat(chunks).toString()) as { errors: Array<{ code: string }> }).errors[0]
+                      ?.code ?? '';
+                  // The rest of the body goes after the answer; the server must take it without resetting.
+                  req.end(Buffer.alloc(total - first, 0x20), () => resolve({ status: res.statusCode ?? 0, code }));
+                });
+              },
+            );
+            req.on('error', reject);
+            req.write(Buffer.alloc(first, 0x20));
+          });
+          assert.deepEqual(answer, { status: 413, code: 'SIZE_INVALID' });
+          const next = await new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+            const req = request({ host: hostname, port, path: '/v2/', agent }, (res) => {
+              res.resume();
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+            });
+            req.on('error', reject);
+            req.end();
+          });
+          assert.deepEqual(next, { status: 200, reused: true });
+        } finally {
+          agent.destroy();
+        }
+      });
+    }
+
     it('refuses a manifest that references a missing blob with 404 MANIFEST_BLOB_UNKNOWN naming it', async function () {
       const config = await pushBlob(url, name, '{"missing":"layer"}', OCI_CONFIG);
       const missing = { mediaType: OCI_LAYER, digest: sha256('missing layer'), size: 13 };
-      const res = await putManifest(url, name, 'broken', { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [missing] }, OCI_MANIFEST);
+      const res = await putManifest(
+        url,
+        name,
+        'broken',
+        { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [missing] },
+        OCI_MANIFEST,
+      );
       const detail = await expectError(res, 404, 'MANIFEST_BLOB_UNKNOWN');
       assert.deepEqual(detail, { digest: missing.digest });
       await expectError(await fetch(`${url}/v2/${name}/manifests/broken`), 404, 'MANIFEST_UNKNOWN');
@@ -627,8 +834,16 @@ describe('registry HTTP API', function () {
 
     it('refuses an index that references a missing manifest with 404 MANIFEST_BLOB_UNKNOWN naming it', async function () {
       const child = { mediaType: OCI_MANIFEST, digest: sha256('no such manifest'), size: 16 };
-      const index = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: image.digest, size: image.size }, child] };
-      const detail = await expectError(await putManifest(url, name, 'broken-index', index, OCI_INDEX), 404, 'MANIFEST_BLOB_UNKNOWN');
+      const index = {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: image.digest, size: image.size }, child],
+      };
+      const detail = await expectError(
+        await putManifest(url, name, 'broken-index', index, OCI_INDEX),
+        404,
+        'MANIFEST_BLOB_UNKNOWN',
+      );
       assert.deepEqual(detail, { digest: child.digest });
     });
 
@@ -648,15 +863,27 @@ describe('registry HTTP API', function () {
       await expectError(await fetch(`${url}/v2/${name}/manifests/delete-me`), 404, 'MANIFEST_UNKNOWN');
       const tags = (await (await fetch(`${url}/v2/${name}/tags/list`)).json()) as { tags: string[] };
       assert.ok(!tags.tags.includes('delete-me'));
-      await expectError(await fetch(`${url}/v2/${name}/manifests/${m.digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+      await expectError(
+        await fetch(`${url}/v2/${name}/manifests/${m.digest}`, { method: 'DELETE' }),
+        404,
+        'MANIFEST_UNKNOWN',
+      );
     });
 
     it('refuses manifest deletes with 405 UNSUPPORTED when storage.delete.enabled is false', async function () {
       const strict = await startInProcess();
       try {
         const m = await pushImage(strict.url, name, 'kept');
-        await expectError(await fetch(`${strict.url}/v2/${name}/manifests/${m.digest}`, { method: 'DELETE' }), 405, 'UNSUPPORTED');
-        await expectError(await fetch(`${strict.url}/v2/${name}/manifests/kept`, { method: 'DELETE' }), 405, 'UNSUPPORTED');
+        await expectError(
+          await fetch(`${strict.url}/v2/${name}/manifests/${m.digest}`, { method: 'DELETE' }),
+          405,
+          'UNSUPPORTED',
+        );
+        await expectError(
+          await fetch(`${strict.url}/v2/${name}/manifests/kept`, { method: 'DELETE' }),
+          405,
+          'UNSUPPORTED',
+        );
         assert.equal((await fetch(`${strict.url}/v2/${name}/manifests/kept`, { method: 'HEAD' })).status, 200);
       } finally {
         await strict.close();
@@ -670,7 +897,8 @@ describe('registry HTTP API', function () {
 
     before(async function () {
       const m = await pushImage(url, name, 'latest');
-      for (const t of tags.filter((t) => t !== 'latest')) assert.equal((await putManifest(url, name, t, m.body, OCI_MANIFEST)).status, 201);
+      for (const t of tags.filter((t) => t !== 'latest'))
+        assert.equal((await putManifest(url, name, t, m.body, OCI_MANIFEST)).status, 201);
     });
 
     it('lists every tag in lexical order', async function () {
@@ -772,7 +1000,11 @@ describe('registry HTTP API', function () {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), OCI_INDEX);
       assert.equal(res.headers.get('oci-filters-applied'), null);
-      const index = (await res.json()) as { schemaVersion: number; mediaType: string; manifests: Array<Record<string, unknown>> };
+      const index = (await res.json()) as {
+        schemaVersion: number;
+        mediaType: string;
+        manifests: Array<Record<string, unknown>>;
+      };
       assert.equal(index.schemaVersion, 2);
       assert.equal(index.mediaType, OCI_INDEX);
       const byDigest = new Map(index.manifests.map((m) => [m['digest'], m]));
@@ -793,7 +1025,9 @@ describe('registry HTTP API', function () {
     });
 
     it('filters by artifactType and says so in OCI-Filters-Applied', async function () {
-      const res = await fetch(`${url}/v2/${name}/referrers/${subject.digest}?artifactType=application/vnd.example.signature`);
+      const res = await fetch(
+        `${url}/v2/${name}/referrers/${subject.digest}?artifactType=application/vnd.example.signature`,
+      );
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('oci-filters-applied'), 'artifactType');
       const index = (await res.json()) as { manifests: Array<{ digest: string }> };
@@ -812,10 +1046,14 @@ describe('registry HTTP API', function () {
 
     it('drops a referrer from the list when it is deleted', async function () {
       const extra = await pushReferrer('application/vnd.example.temporary');
-      const before = (await (await fetch(`${url}/v2/${name}/referrers/${subject.digest}`)).json()) as { manifests: Array<{ digest: string }> };
+      const before = (await (await fetch(`${url}/v2/${name}/referrers/${subject.digest}`)).json()) as {
+        manifests: Array<{ digest: string }>;
+      };
       assert.ok(before.manifests.some((m) => m.digest === sha256(extra)));
       assert.equal((await fetch(`${url}/v2/${name}/manifests/${sha256(extra)}`, { method: 'DELETE' })).status, 202);
-      const after = (await (await fetch(`${url}/v2/${name}/referrers/${subject.digest}`)).json()) as { manifests: Array<{ digest: string }> };
+      const after = (await (await fetch(`${url}/v2/${name}/referrers/${subject.digest}`)).json()) as {
+        manifests: Array<{ digest: string }>;
+      };
       assert.deepEqual(after.manifests.map((m) => m.digest).sort(), [sha256(sbom), sha256(signature)].sort());
     });
   });
@@ -832,7 +1070,10 @@ describe('registry HTTP API', function () {
       image = await pushImage(rw.url, 'ro/repo', 'v1');
       session = await startSession(rw.url, 'ro/repo');
       await rw.close();
-      ro = await startInProcess({ storage: { delete: { enabled: true }, maintenance: { readonly: { enabled: true } } } }, driver);
+      ro = await startInProcess(
+        { storage: { delete: { enabled: true }, maintenance: { readonly: { enabled: true } } } },
+        driver,
+      );
     });
 
     after(async function () {
@@ -897,7 +1138,9 @@ describe('registry HTTP API', function () {
       assert.deepEqual(await health.json(), { status: 'ok' });
       const ready = await fetch(`${reg.debugUrl}/readyz`);
       assert.equal(ready.status, 200);
-      assert.deepEqual(await ready.json(), { status: 'ok', checks: { storage: 'ok' } });
+      const body = (await ready.json()) as { status: string; checks: Record<string, string> };
+      assert.equal(body.status, 'ok');
+      assert.equal(body.checks['storage'], 'ok');
     });
 
     it('exports registry_http_requests_total for answered requests on /metrics', async function () {

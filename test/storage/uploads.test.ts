@@ -67,6 +67,32 @@ function failingBody(first: Buffer): Readable {
   });
 }
 
+/** A body that gives `data` only when released; `reading` resolves once the consumer first asks for bytes. */
+function gatedBody(data: Buffer): { body: Readable; reading: Promise<void>; release: () => void } {
+  let asked: () => void = () => undefined;
+  const reading = new Promise<void>((resolve) => (asked = resolve));
+  let released = false;
+  let waiting = false;
+  const body = new Readable({
+    read() {
+      asked();
+      if (released) return;
+      waiting = true;
+    },
+  });
+  return {
+    body,
+    reading,
+    release: () => {
+      released = true;
+      if (waiting) {
+        body.push(data);
+        body.push(null);
+      }
+    },
+  };
+}
+
 function sha512(data: Buffer): Digest {
   return parseDigest(`sha512:${createHash('sha512').update(data).digest('hex')}`);
 }
@@ -127,8 +153,12 @@ describe('Uploads', function () {
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('kept')));
     const controller = new AbortController();
+    let pushed = false;
+    // One piece, then nothing more until the signal aborts.
     const slow = new Readable({
       read() {
+        if (pushed) return;
+        pushed = true;
         this.push(Buffer.alloc(1024, 1));
         setTimeout(() => controller.abort(), 5);
       },
@@ -142,7 +172,11 @@ describe('Uploads', function () {
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('abcd')));
     for (const start of [0, 2, 5]) {
-      const err = await rejectsWith(uploads.append(id, body(Buffer.from('xy')), { range: { start, end: start + 1 } }), 'RANGE_INVALID', 416);
+      const err = await rejectsWith(
+        uploads.append(id, body(Buffer.from('xy')), { range: { start, end: start + 1 } }),
+        'RANGE_INVALID',
+        416,
+      );
       assert.deepEqual(err.headers, { Range: '0-3' });
     }
     assert.equal((await uploads.status(id)).size, 4);
@@ -152,8 +186,16 @@ describe('Uploads', function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('abcd')));
-    await rejectsWith(uploads.append(id, body(Buffer.from('ef')), { range: { start: 4, end: 9 } }), 'BLOB_UPLOAD_INVALID', 416);
-    await rejectsWith(uploads.append(id, body(Buffer.from('efghij')), { range: { start: 4, end: 5 } }), 'BLOB_UPLOAD_INVALID', 416);
+    await rejectsWith(
+      uploads.append(id, body(Buffer.from('ef')), { range: { start: 4, end: 9 } }),
+      'BLOB_UPLOAD_INVALID',
+      416,
+    );
+    await rejectsWith(
+      uploads.append(id, body(Buffer.from('efghij')), { range: { start: 4, end: 5 } }),
+      'BLOB_UPLOAD_INVALID',
+      416,
+    );
     assert.equal((await uploads.status(id)).size, 4);
     assert.equal((await driver.getContent(paths.uploadData(NAME, id))).toString(), 'abcd');
   });
@@ -183,7 +225,10 @@ describe('Uploads', function () {
     const { id } = await storage.repository(NAME).uploads.create();
     const whole = randomBytes(30_000);
     await other.repository(NAME).uploads.append(id, body(whole));
-    await rejectsWith(storage.repository(NAME).uploads.commit(id, digestBuffer(Buffer.from('wrong'))), 'DIGEST_INVALID');
+    await rejectsWith(
+      storage.repository(NAME).uploads.commit(id, digestBuffer(Buffer.from('wrong'))),
+      'DIGEST_INVALID',
+    );
     const blob = await storage.repository(NAME).uploads.commit(id, digestBuffer(whole));
     assert.equal(blob.size, whole.length);
     assert.ok((driver.reads.get(paths.uploadData(NAME, id)) ?? 0) >= 1, 'read back');
@@ -221,14 +266,69 @@ describe('Uploads', function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('head-')));
-    await rejectsWith(uploads.commit(id, digestBuffer(Buffer.from('head-wrong')), body(Buffer.from('tail'))), 'DIGEST_INVALID');
+    await rejectsWith(
+      uploads.commit(id, digestBuffer(Buffer.from('head-wrong')), body(Buffer.from('tail'))),
+      'DIGEST_INVALID',
+    );
     assert.equal((await uploads.status(id)).size, 5);
     // The same holds when this process has no running hash for the session.
     const fresh = new RegistryStorage(driver).repository(NAME).uploads;
-    await rejectsWith(fresh.commit(id, digestBuffer(Buffer.from('head-wrong')), body(Buffer.from('tail'))), 'DIGEST_INVALID');
+    await rejectsWith(
+      fresh.commit(id, digestBuffer(Buffer.from('head-wrong')), body(Buffer.from('tail'))),
+      'DIGEST_INVALID',
+    );
     assert.equal((await uploads.status(id)).size, 5);
-    const blob = await fresh.commit(id, digestBuffer(Buffer.from('head-tail')), body(Buffer.from('tail')), { range: { start: 5, end: 8 } });
+    const blob = await fresh.commit(id, digestBuffer(Buffer.from('head-tail')), body(Buffer.from('tail')), {
+      range: { start: 5, end: 8 },
+    });
     assert.equal((await storage.blobs.getContent(blob.digest)).toString(), 'head-tail');
+  });
+
+  it('refuses a chunk that was still arriving when another request committed the session, and leaves no trace', async function () {
+    const uploads = storage.repository(NAME).uploads;
+    const { id } = await uploads.create();
+    await uploads.append(id, body(Buffer.from('abcd')));
+    const late = gatedBody(Buffer.from('late bytes'));
+    const appending = uploads.append(id, late.body);
+    await late.reading;
+    const blob = await new RegistryStorage(driver)
+      .repository(NAME)
+      .uploads.commit(id, digestBuffer(Buffer.from('abcd')));
+    late.release();
+    await rejectsWith(appending, 'BLOB_UPLOAD_UNKNOWN', 404);
+    await assert.rejects(driver.stat(paths.uploadData(NAME, id)), { kind: 'PathNotFound' });
+    assert.equal((await storage.blobs.getContent(blob.digest)).toString(), 'abcd');
+  });
+
+  it('refuses a chunk that was still arriving when the session was cancelled, and leaves no trace', async function () {
+    const uploads = storage.repository(NAME).uploads;
+    const { id } = await uploads.create();
+    const late = gatedBody(Buffer.from('late bytes'));
+    const appending = uploads.append(id, late.body);
+    await late.reading;
+    await uploads.cancel(id);
+    late.release();
+    await rejectsWith(appending, 'BLOB_UPLOAD_UNKNOWN');
+    await assert.rejects(driver.stat(paths.uploadData(NAME, id)), { kind: 'PathNotFound' });
+  });
+
+  it('lets only one of two concurrent commits of a session succeed; the other finds it unknown', async function () {
+    const a = storage.repository(NAME).uploads;
+    const b = new RegistryStorage(driver).repository(NAME).uploads;
+    const data = randomBytes(2000);
+    const { id } = await a.create();
+    await a.append(id, body(data));
+    const results = await Promise.allSettled([
+      a.commit(id, digestBuffer(data)),
+      b.commit(id, digestBuffer(data)),
+      a.commit(id, digestBuffer(data)),
+    ]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    for (const r of results) {
+      if (r.status === 'rejected')
+        assert.ok(r.reason instanceof RegistryError && r.reason.code === 'BLOB_UPLOAD_UNKNOWN', String(r.reason));
+    }
+    assert.deepEqual(await storage.blobs.getContent(digestBuffer(data)), data);
   });
 
   it('commits a sha512 digest by reading the upload back', async function () {

@@ -1,6 +1,6 @@
 // Blob reads and deletes, and the upload endpoints: sessions, chunks, monolithic pushes and cross-repository mounts.
 import { RegistryError } from '../../oci/errors.js';
-import { parseDigest } from '../../oci/digest.js';
+import { parseDigest, type Digest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
@@ -12,6 +12,14 @@ export async function explainMissing(repo: Repository, err: unknown): Promise<ne
     throw new RegistryError('NAME_UNKNOWN', { detail: { name: repo.name } });
   }
   throw err;
+}
+
+function digestOrUndefined(raw: string): Digest | undefined {
+  try {
+    return parseDigest(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 export function writable(deps: RegistryDeps): void {
@@ -83,9 +91,10 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     const repo = storage.repository(name);
     const mount = queryString(ctx.query['mount']);
     if (mount !== undefined) {
-      const digest = parseDigest(mount);
+      // A malformed digest, like a missing or bad `from`, is simply not mountable (as in CNCF Distribution).
+      const digest = digestOrUndefined(mount);
       const from = queryString(ctx.query['from']);
-      if (from !== undefined && from !== name && isValidName(from)) {
+      if (digest !== undefined && from !== undefined && from !== name && isValidName(from)) {
         try {
           await storage.repository(from).statter.stat(digest);
           await repo.blobs.link(digest);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { checkPath, checkReadRange, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
 
 export interface FilesystemOptions {
@@ -22,10 +23,26 @@ function mapError(err: unknown, path: string): unknown {
 }
 
 const TEMP_MARK = '.tmp-';
+/** Files up to this size are kept by getContent's stat-validated cache. */
+const SMALL_FILE = 4096;
+
+interface SmallFile {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly data: Buffer;
+}
+
+function sameFile(st: Stats, f: SmallFile): boolean {
+  return st.isFile() && st.ino === f.ino && st.size === f.size && st.mtimeMs === f.mtimeMs && st.ctimeMs === f.ctimeMs;
+}
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly #root: string;
+  /** Small files (links, tags, upload markers) by full path, validated by stat on every read. */
+  readonly #small = new LRUCache<string, SmallFile>({ max: 50_000 });
 
   constructor(options: FilesystemOptions) {
     this.#root = options.rootdirectory;
@@ -37,9 +54,29 @@ export class FilesystemDriver implements StorageDriver {
 
   async getContent(path: string): Promise<Buffer> {
     const full = this.#full(path);
+    const cached = this.#small.get(full);
     try {
-      return await fsp.readFile(full);
+      if (cached !== undefined) {
+        // One stat instead of open/fstat/read/close. Files are only ever replaced by rename, never rewritten in
+        // place, so an unchanged inode, size and times mean unchanged bytes, whichever process wrote them.
+        if (sameFile(await fsp.stat(full), cached)) return Buffer.from(cached.data);
+        this.#small.delete(full);
+      }
+      const handle = await fsp.open(full, 'r');
+      try {
+        const st = await handle.stat();
+        const data = await handle.readFile();
+        // Only files last changed over a second ago: timestamps move in coarse ticks and inodes get reused, so a
+        // file replaced within the same tick could otherwise look unchanged. Any later replacement gets a newer ctime.
+        if (data.length <= SMALL_FILE && data.length === st.size && Date.now() - st.ctimeMs > 1000) {
+          this.#small.set(full, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, data: Buffer.from(data) });
+        }
+        return data;
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
+      this.#small.delete(full);
       throw mapError(err, path);
     }
   }

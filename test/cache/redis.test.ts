@@ -1,0 +1,276 @@
+// The Redis tier against a real redis-server: the shared cache suite (with a second replica), Distribution's key
+// layout, and failing open when Redis is down, hung or holds something unreadable.
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createDescriptorCache, type DescriptorCache } from '../../src/cache/index.js';
+import { connectWithin, createRedisClient, RedisTier } from '../../src/cache/redis.js';
+import { resolveConfig } from '../../src/config/load.js';
+import type { RawConfig } from '../../src/config/schema.js';
+import { RedisSchema } from '../../src/config/redis.js';
+import type { BlobDescriptor } from '../../src/storage/blobs.js';
+import { eventually, startRedis, type RedisServer } from '../helpers/redis.js';
+import { FakeStorage, runCacheSuite, uniqueDigest } from '../suites/cache-suite.js';
+
+const silent = pino({ level: 'silent' });
+let prefixes = 0;
+
+export function redisCacheConfig(server: RedisServer, redis: Record<string, unknown> = {}, twotier = false): RawConfig {
+  return {
+    storage: { inmemory: {}, cache: { blobdescriptor: 'redis', twotier } },
+    redis: { addrs: [server.addr], ...redis } as RawConfig['redis'],
+  };
+}
+
+async function open(server: RedisServer, registry: Registry, redis: Record<string, unknown> = {}): Promise<DescriptorCache> {
+  const cache = await createDescriptorCache(resolveConfig(redisCacheConfig(server, redis)), silent, registry);
+  assert.ok(cache !== undefined);
+  return cache;
+}
+
+async function errors(registry: Registry): Promise<number> {
+  const { values } = await registry.getSingleMetric('registry_storage_cache_errors_total')!.get();
+  return values.reduce((s, v) => s + v.value, 0);
+}
+
+function layer(size = 42): BlobDescriptor {
+  return { digest: uniqueDigest(), size, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
+}
+
+describe('redis descriptor cache @integration', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+
+  before(async function () {
+    server = await startRedis();
+  });
+
+  after(async function () {
+    await server?.dispose();
+  });
+
+  runCacheSuite('redis', async (registry) => {
+    const prefix = `suite${prefixes++}:`;
+    const cache = await open(server, registry, { prefix });
+    return { cache, replica: (peerRegistry) => open(server, peerRegistry, { prefix }), cleanup: async () => undefined };
+  });
+
+  describe('key layout', function () {
+    it("writes Distribution's keys: blobs::<digest>, repository::<name>::blobs and repository::<name>::blobs::<digest>", async function () {
+      const cache = await open(server, new Registry());
+      const redis = server.client();
+      try {
+        const d = layer(4096);
+        const storage = new FakeStorage();
+        storage.put('library/alpine', d);
+        await cache.wrap(storage.statter('library/alpine'), 'library/alpine').stat(d.digest);
+        const global = await redis.hgetall(`blobs::${d.digest.value}`);
+        assert.equal(global['digest'], d.digest.value);
+        assert.equal(global['size'], '4096');
+        assert.equal(global['mediatype'], d.mediaType);
+        assert.ok(await redis.sismember('repository::library/alpine::blobs', d.digest.value));
+        const scoped = await redis.hgetall(`repository::library/alpine::blobs::${d.digest.value}`);
+        assert.equal(scoped['mediatype'], d.mediaType);
+        assert.equal(scoped['generation'], global['generation']);
+
+        await cache.invalidate('library/alpine', d.digest);
+        assert.equal(await redis.sismember('repository::library/alpine::blobs', d.digest.value), 0);
+        assert.equal(await redis.exists(`repository::library/alpine::blobs::${d.digest.value}`), 0);
+        assert.equal(await redis.exists(`blobs::${d.digest.value}`), 1, 'an unlink keeps the global entry');
+        const ttl = await redis.pttl(`blobs::${d.digest.value}::invalidated`);
+        assert.ok(ttl > 0 && ttl <= 3_600_000, `the invalidation marker expires (pttl ${ttl})`);
+        await cache.invalidate(undefined, d.digest);
+        assert.equal(await redis.exists(`blobs::${d.digest.value}`), 0);
+      } finally {
+        redis.disconnect();
+        await cache.close();
+      }
+    });
+
+    it('puts every key behind the prefix, in the configured database', async function () {
+      const cache = await open(server, new Registry(), { prefix: 'berth-a/', db: 3 });
+      const db3 = server.client({ db: 3 });
+      const db0 = server.client();
+      try {
+        const d = layer();
+        const storage = new FakeStorage();
+        storage.put('p/q', d);
+        storage.put(undefined, d);
+        await cache.wrap(storage.statter('p/q'), 'p/q').stat(d.digest);
+        await cache.wrap(storage.statter(undefined), undefined).stat(d.digest);
+        const keys = (await db3.keys(`*${d.digest.hex}*`)).sort();
+        assert.deepEqual(keys, [`berth-a/blobs::${d.digest.value}`, `berth-a/repository::p/q::blobs::${d.digest.value}`]);
+        assert.equal(await db3.sismember('berth-a/repository::p/q::blobs', d.digest.value), 1);
+        assert.deepEqual(await db0.keys(`*${d.digest.hex}*`), []);
+      } finally {
+        db3.disconnect();
+        db0.disconnect();
+        await cache.close();
+      }
+    });
+
+    it('treats a corrupt or partial entry as a miss and repairs it', async function () {
+      const cache = await open(server, new Registry(), { prefix: 'corrupt:' });
+      const redis = server.client();
+      try {
+        const storage = new FakeStorage();
+        const cases: Array<Record<string, string>> = [{ size: 'many' }, { size: '-1' }, { size: '12' }, { size: '1e3' }];
+        for (const fields of cases) {
+          const d = layer();
+          storage.put(undefined, d);
+          // digest missing in the third case; wrong size text in the others.
+          const written = fields['size'] === '12' ? fields : { digest: d.digest.value, ...fields };
+          await redis.hset(`corrupt:blobs::${d.digest.value}`, written);
+          const statter = cache.wrap(storage.statter(undefined), undefined);
+          assert.deepEqual(await statter.stat(d.digest), d);
+          assert.deepEqual(await statter.stat(d.digest), d);
+          assert.equal(storage.asked(undefined, d.digest), 1, `miss then repaired for ${JSON.stringify(fields)}`);
+        }
+        // An entry Distribution wrote has no generation: a miss for a repository, then Berth's own entry.
+        const d = layer();
+        storage.put('dist/repo', d);
+        await redis.hset(`corrupt:blobs::${d.digest.value}`, { digest: d.digest.value, size: String(d.size), mediatype: d.mediaType });
+        await redis.sadd('corrupt:repository::dist/repo::blobs', d.digest.value);
+        const statter = cache.wrap(storage.statter('dist/repo'), 'dist/repo');
+        await statter.stat(d.digest);
+        await statter.stat(d.digest);
+        assert.equal(storage.asked('dist/repo', d.digest), 1);
+      } finally {
+        redis.disconnect();
+        await cache.close();
+      }
+    });
+  });
+
+  describe('failing open', function () {
+    let own: RedisServer;
+
+    beforeEach(async function () {
+      own = await startRedis();
+    });
+
+    afterEach(async function () {
+      await own?.dispose();
+    });
+
+    it('serves from storage and counts errors while redis is down, and hits again once it is back', async function () {
+      const registry = new Registry();
+      const cache = await open(own, registry, { readtimeout: '100ms', writetimeout: '100ms' });
+      try {
+        const d = layer();
+        const storage = new FakeStorage();
+        storage.put('down/x', d);
+        const statter = cache.wrap(storage.statter('down/x'), 'down/x');
+        await statter.stat(d.digest);
+        await statter.stat(d.digest);
+        assert.equal(storage.asked('down/x', d.digest), 1);
+        await own.kill();
+        for (let i = 0; i < 5; i++) assert.deepEqual(await statter.stat(d.digest), d);
+        assert.equal(storage.asked('down/x', d.digest), 6);
+        assert.ok((await errors(registry)) >= 5, 'every failed lookup is counted');
+        assert.match((await cache.check()) ?? '', /redis/);
+        await own.restart();
+        await eventually(async () => (await cache.check()) === undefined, 'the cache to reconnect');
+        await statter.stat(d.digest);
+        const asked = storage.asked('down/x', d.digest);
+        await statter.stat(d.digest);
+        assert.equal(storage.asked('down/x', d.digest), asked, 'a hit again');
+      } finally {
+        await cache.close();
+      }
+    });
+
+    it('adds at most the read timeout to one stat when redis hangs, and nothing to the next ones until it answers', async function () {
+      const registry = new Registry();
+      const cache = await open(own, registry, { readtimeout: '150ms', writetimeout: '150ms' });
+      try {
+        const d = layer();
+        const storage = new FakeStorage();
+        storage.put('hang/x', d);
+        const statter = cache.wrap(storage.statter('hang/x'), 'hang/x');
+        await statter.stat(d.digest);
+        own.pause();
+        const took: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          const started = Date.now();
+          assert.deepEqual(await statter.stat(d.digest), d);
+          took.push(Date.now() - started);
+        }
+        assert.ok(took[0]! >= 140 && took[0]! < 400, `the first stat waits for the timeout once: ${took.join(', ')}ms`);
+        for (const t of took.slice(1)) assert.ok(t < 50, `then redis is bypassed: ${took.join(', ')}ms`);
+        assert.equal(await errors(registry), 4);
+        assert.match((await cache.check()) ?? '', /not answering within 150ms/);
+        own.resume();
+        await eventually(async () => (await cache.check()) === undefined, 'the breaker to close');
+        const asked = storage.asked('hang/x', d.digest);
+        await statter.stat(d.digest);
+        assert.equal(storage.asked('hang/x', d.digest), asked, 'hits again');
+      } finally {
+        own.resume();
+        await cache.close();
+      }
+    });
+
+    it('keeps an invalidation redis missed, distrusts that digest, and applies it once redis answers again', async function () {
+      const registry = new Registry();
+      const cache = await open(own, registry, { readtimeout: '100ms', writetimeout: '100ms', prefix: 'pend:' });
+      const redis = own.client();
+      try {
+        const gone = layer();
+        const kept = layer();
+        const storage = new FakeStorage();
+        storage.put('pend/x', gone);
+        storage.put('pend/x', kept);
+        const statter = cache.wrap(storage.statter('pend/x'), 'pend/x');
+        for (const d of [gone, kept]) await statter.stat(d.digest);
+        own.pause();
+        storage.remove('pend/x', gone.digest);
+        const started = Date.now();
+        await cache.invalidate('pend/x', gone.digest);
+        assert.ok(Date.now() - started < 400, 'an invalidation never waits long for redis');
+        own.resume();
+        // Until the replay lands, this replica answers that digest from storage.
+        await assert.rejects(statter.stat(gone.digest), /BLOB_UNKNOWN|blob unknown/);
+        await eventually(async () => (await redis.sismember('pend:repository::pend/x::blobs', gone.digest.value)) === 0, 'the replay');
+        assert.equal(await redis.exists(`pend:repository::pend/x::blobs::${gone.digest.value}`), 0);
+        const asked = storage.asked('pend/x', kept.digest);
+        await statter.stat(kept.digest);
+        assert.equal(storage.asked('pend/x', kept.digest), asked, 'other digests stay cached');
+        await eventually(async () => (await cache.check()) === undefined, 'readiness');
+      } finally {
+        own.resume();
+        redis.disconnect();
+        await cache.close();
+      }
+    });
+
+    it('starts when redis is unreachable, serving from storage, and reports it on check', async function () {
+      await own.kill();
+      const registry = new Registry();
+      const cache = await open(own, registry, { dialtimeout: '200ms', readtimeout: '100ms' });
+      try {
+        const d = layer();
+        const storage = new FakeStorage();
+        storage.put(undefined, d);
+        assert.deepEqual(await cache.wrap(storage.statter(undefined), undefined).stat(d.digest), d);
+        assert.match((await cache.check()) ?? '', /^redis: /);
+        assert.ok((await errors(registry)) >= 1);
+      } finally {
+        await cache.close();
+      }
+    });
+  });
+
+  describe('RedisTier', function () {
+    it('refuses lookups and reports closed after close', async function () {
+      const config = RedisSchema.parse({ addrs: [server.addr] });
+      const client = await createRedisClient(config, 'commands');
+      assert.ok(await connectWithin(client, 2_000));
+      const tier = new RedisTier({ client, prefix: 'closed:', readTimeout: 200, writeTimeout: 200, log: silent });
+      await tier.close();
+      await tier.close();
+      assert.equal(await tier.check(), 'redis: closed');
+      await assert.rejects(tier.lookup(undefined, uniqueDigest()), /closed/);
+    });
+  });
+});
