@@ -37,7 +37,10 @@ export interface InvalidationBusOptions {
   /** How long a publisher waits for acknowledgements. */
   readonly ackTimeout: number;
   readonly log: Logger;
-  /** How often the subscription is probed with PING, so a silently dead connection is noticed. */
+  /**
+   * How often the subscription is probed with PING (answer due within the ack timeout), so a dead or hung connection
+   * is noticed within about this long: meanwhile no replica can publish, and the LRU is not to be trusted.
+   */
   readonly heartbeatMs?: number;
 }
 
@@ -75,7 +78,7 @@ export class InvalidationBus {
       );
     });
     s.on('message', (channel: string, text: string) => this.#receive(channel, text));
-    this.#heartbeat = setInterval(() => void this.#probe(), options.heartbeatMs ?? 5_000).unref();
+    this.#heartbeat = setInterval(() => void this.#probe(), options.heartbeatMs ?? 1_000).unref();
   }
 
   get subscribed(): boolean {
@@ -117,7 +120,7 @@ export class InvalidationBus {
   async #probe(): Promise<void> {
     if (!this.#subscribed || this.#closed) return;
     try {
-      await withDeadline(this.#subscriber.ping(), Math.max(this.#ackTimeout, 1_000), 'redis subscriber ping');
+      await withDeadline(this.#subscriber.ping(), this.#ackTimeout, 'redis subscriber ping');
     } catch {
       // The connection may be dead without having said so; reconnecting resubscribes and clears the LRU.
       this.#setSubscribed(false);

@@ -5,7 +5,7 @@ import { GlobalBlobs, LinkedBlobs, noInvalidate, type BlobStatter, type Invalida
 import { Manifests, newManifestContentCache, type ManifestContentCache } from './manifests.js';
 import { paths, REPOSITORIES, REPOSITORY_MARKERS } from './paths.js';
 import { Tags } from './tags.js';
-import { newHashStates, Uploads, type HashStates } from './uploads.js';
+import { newHashStates, Uploads, type HashStates, type UploadTurns } from './uploads.js';
 
 export interface Repository {
   readonly name: string;
@@ -32,6 +32,7 @@ export class RegistryStorage {
   readonly blobs: GlobalBlobs;
   readonly #statter: BlobStatter;
   readonly #hashes: HashStates = newHashStates();
+  readonly #busyUploads: UploadTurns = new Map();
   readonly #manifestCache: ManifestContentCache = newManifestContentCache();
   readonly #wrap: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
   /** Every deletion and unlink reports here; the descriptor cache listens. */
@@ -55,7 +56,7 @@ export class RegistryStorage {
       name,
       blobs,
       tags,
-      uploads: new Uploads(driver, name, blobs, this.#hashes),
+      uploads: new Uploads(driver, name, blobs, this.#hashes, this.#busyUploads),
       statter,
       manifests: new Manifests(driver, name, statter, this.blobs, tags, this.#manifestCache, this.invalidate),
       // As in the catalog: a repository has linked blobs or manifests. Its directory alone is not enough, for it

@@ -38,6 +38,9 @@ export interface ChunkOptions {
  */
 export type HashStates = LRUCache<string, { readonly hash: Hash; readonly size: number }>;
 
+/** Per session, the promise that ends when the current writer's turn ends. */
+export type UploadTurns = Map<string, Promise<void>>;
+
 export function newHashStates(max = 1024): HashStates {
   return new LRUCache({ max });
 }
@@ -53,12 +56,36 @@ export class Uploads {
   readonly #name: string;
   readonly #blobs: LinkedBlobs;
   readonly #hashes: HashStates;
+  readonly #busy: UploadTurns;
 
-  constructor(driver: StorageDriver, name: string, blobs: LinkedBlobs, hashes: HashStates) {
+  /** `busy` is shared by every Uploads of one process: whose turn it is to write to each session. */
+  constructor(driver: StorageDriver, name: string, blobs: LinkedBlobs, hashes: HashStates, busy: UploadTurns = new Map()) {
     this.#driver = driver;
     this.#name = name;
     this.#blobs = blobs;
     this.#hashes = hashes;
+    this.#busy = busy;
+  }
+
+  /**
+   * Runs the writing operations (chunks and commits) of one session one after another within this process. Two
+   * writers would interleave their bytes, and a commit would move the file a chunk is still being written to into
+   * the blob store. Cancels need no turn: unlinking a file someone writes to harms nobody.
+   */
+  async #exclusive<T>(id: string, op: () => Promise<T>): Promise<T> {
+    const key = this.#key(id);
+    const previous = this.#busy.get(key) ?? Promise.resolve();
+    let release = (): void => undefined;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.#busy.set(key, tail);
+    await previous;
+    try {
+      return await op();
+    } finally {
+      release();
+      if (this.#busy.get(key) === tail) this.#busy.delete(key);
+    }
   }
 
   #key(id: string): string {
@@ -94,8 +121,8 @@ export class Uploads {
 
   /** Appends one chunk. A chunk whose range does not start at the current end is refused with 416. */
   async append(id: string, body: Readable, options: ChunkOptions = {}): Promise<UploadStatus> {
-    const status = await this.status(id);
-    return this.#append(status, body, options);
+    await this.status(id);
+    return this.#exclusive(id, async () => this.#append(await this.status(id), body, options));
   }
 
   /**
@@ -145,7 +172,13 @@ export class Uploads {
    * open and as it was, without that chunk), moves the bytes into the blob store and links the blob into the repository.
    */
   async commit(id: string, digest: Digest, body?: Readable, options: ChunkOptions = {}): Promise<BlobDescriptor> {
-    let status = await this.status(id);
+    await this.status(id);
+    return this.#exclusive(id, async () => this.#commit(await this.status(id), digest, body, options));
+  }
+
+  async #commit(initial: UploadStatus, digest: Digest, body: Readable | undefined, options: ChunkOptions): Promise<BlobDescriptor> {
+    let status = initial;
+    const id = status.id;
     const key = this.#key(id);
     const data = paths.uploadData(this.#name, id);
     const state = this.#hashes.get(key);
@@ -173,9 +206,12 @@ export class Uploads {
   async cancel(id: string): Promise<void> {
     await this.status(id);
     this.#hashes.delete(this.#key(id));
-    // The marker goes first so that a crash half-way leaves no session that looks alive.
-    await this.#driver.delete(paths.uploadStartedAt(this.#name, id));
-    await this.#driver.delete(paths.uploadDir(this.#name, id));
+    // The marker goes first so that a crash half-way leaves no session that looks alive. A concurrent cancel or
+    // commit of the same session may take the marker or the directory first.
+    await this.#driver.delete(paths.uploadStartedAt(this.#name, id)).catch(goneIsUnknown(id));
+    await this.#driver.delete(paths.uploadDir(this.#name, id)).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 }
 

@@ -122,7 +122,7 @@ describe('redis outages under a HEAD load @integration', function () {
           const warmMax = load.maxLatencyMs;
           const errorsBefore = await metric('registry_storage_cache_errors_total');
           redis.pause();
-          await sleep(1_500);
+          await sleep(2_000);
           redis.resume();
           const errorsAfter = await metric('registry_storage_cache_errors_total');
           assert.ok(errorsAfter > errorsBefore, 'the hang is counted');

@@ -300,6 +300,21 @@ describe('Uploads', function () {
     assert.equal((await storage.blobs.getContent(blob.digest)).toString(), 'abcd');
   });
 
+  it('makes a commit in the same process wait for a chunk still arriving, so the blob holds exactly its bytes', async function () {
+    const uploads = storage.repository(NAME).uploads;
+    const { id } = await uploads.create();
+    await uploads.append(id, body(Buffer.from('abcd')));
+    const late = gatedBody(Buffer.from('efgh'));
+    const appending = uploads.append(id, late.body);
+    await late.reading;
+    const committing = uploads.commit(id, digestBuffer(Buffer.from('abcdefgh')));
+    late.release();
+    assert.equal((await appending).size, 8);
+    const blob = await committing;
+    assert.equal((await storage.blobs.getContent(blob.digest)).toString(), 'abcdefgh');
+    await rejectsWith(uploads.status(id), 'BLOB_UPLOAD_UNKNOWN', 404);
+  });
+
   it('refuses a chunk that was still arriving when the session was cancelled, and leaves no trace', async function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
@@ -329,6 +344,20 @@ describe('Uploads', function () {
         assert.ok(r.reason instanceof RegistryError && r.reason.code === 'BLOB_UPLOAD_UNKNOWN', String(r.reason));
     }
     assert.deepEqual(await storage.blobs.getContent(digestBuffer(data)), data);
+  });
+
+  it('lets only one of concurrent cancels of a session succeed; the others find it unknown', async function () {
+    const uploads = storage.repository(NAME).uploads;
+    const { id } = await uploads.create();
+    await uploads.append(id, body(Buffer.from('abandoned')));
+    const results = await Promise.allSettled([uploads.cancel(id), uploads.cancel(id), uploads.cancel(id)]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        assert.ok(r.reason instanceof RegistryError && r.reason.code === 'BLOB_UPLOAD_UNKNOWN', String(r.reason));
+      }
+    }
+    await assert.rejects(driver.stat(paths.uploadDir(NAME, id)), { kind: 'PathNotFound' });
   });
 
   it('commits a sha512 digest by reading the upload back', async function () {
