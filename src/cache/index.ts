@@ -121,16 +121,25 @@ export async function createDescriptorCache(
     clog.info({ kind, ...describe(redis) }, 'blob descriptor cache');
     return new TieredDescriptorCache([instrumentTier(remote, m)], clog);
   }
+  // Pub/sub goes through one node. On a Cluster that is the first of `addrs` for every replica (a plain connection,
+  // so the bus sees exactly when it loses the subscription, and PUBLISH counts every replica subscribed there).
+  const clustered = redisTopology(redis) === 'cluster';
+  const busConfig: RedisConfig = clustered
+    ? { ...redis, cluster: false, addrs: redis.addrs.slice(0, 1), db: 0 }
+    : redis;
   let subscriber: RedisClient;
+  let publisher: RedisClient = client;
   try {
-    subscriber = await createRedisClient(redis, 'subscriber');
+    subscriber = await createRedisClient(busConfig, 'subscriber');
+    if (clustered) publisher = await createRedisClient(busConfig, 'commands');
   } catch (err) {
     client.disconnect();
     throw err;
   }
   const bus = new InvalidationBus({
     subscriber,
-    publisher: client,
+    publisher,
+    ownsPublisher: clustered,
     channel: `${redis.prefix}berth::invalidations`,
     ackTimeout: redis.writetimeout,
     log: clog,

@@ -31,8 +31,10 @@ export interface BusListener {
 export interface InvalidationBusOptions {
   /** A dedicated connection (not yet connected); the bus owns it. */
   readonly subscriber: RedisClient;
-  /** The command connection, for PUBLISH. */
+  /** The connection for PUBLISH (the command connection, unless `ownsPublisher`). */
   readonly publisher: RedisClient;
+  /** The bus connects and closes the publisher itself (a connection of its own, not shared). */
+  readonly ownsPublisher?: boolean;
   readonly channel: string;
   /** How long a publisher waits for acknowledgements. */
   readonly ackTimeout: number;
@@ -48,6 +50,7 @@ export interface InvalidationBusOptions {
 export class InvalidationBus {
   readonly #subscriber: RedisClient;
   readonly #publisher: RedisClient;
+  readonly #ownsPublisher: boolean;
   readonly #channel: string;
   readonly #ackChannel: string;
   readonly #ackTimeout: number;
@@ -62,6 +65,16 @@ export class InvalidationBus {
   constructor(options: InvalidationBusOptions) {
     this.#subscriber = options.subscriber;
     this.#publisher = options.publisher;
+    this.#ownsPublisher = options.ownsPublisher ?? false;
+    if (this.#ownsPublisher) {
+      this.#publisher.on('error', (err: unknown) => {
+        this.#warn.warn(
+          'publisher',
+          { err: err instanceof Error ? err.message : String(err) },
+          'redis publisher error',
+        );
+      });
+    }
     this.#channel = options.channel;
     this.#ackChannel = `${options.channel}::acks`;
     this.#ackTimeout = options.ackTimeout;
@@ -92,6 +105,7 @@ export class InvalidationBus {
   /** Connects and subscribes, waiting at most `ms`; keeps trying in the background after that. */
   async start(ms: number): Promise<boolean> {
     this.#subscriber.connect().catch(() => undefined);
+    if (this.#ownsPublisher) this.#publisher.connect().catch(() => undefined);
     const deadline = Date.now() + ms;
     while (!this.#subscribed && !this.#closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     return this.#subscribed;
@@ -198,6 +212,7 @@ export class InvalidationBus {
     clearInterval(this.#heartbeat);
     this.#setSubscribed(false);
     await closeClient(this.#subscriber);
+    if (this.#ownsPublisher) await closeClient(this.#publisher);
   }
 }
 

@@ -11,7 +11,11 @@ const USAGE = `usage:
 `;
 
 async function serve(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+  });
   const file = values.config ?? positionals[0] ?? process.env['BERTH_CONFIG'];
   const config = await loadConfig(file);
   const log = createLogger(config.log);
@@ -39,7 +43,8 @@ async function verify(args: string[]): Promise<number> {
   }
   const config = await loadConfig(file, {});
   process.stdout.write(`${file}: ok (storage ${config.storage.driver}, listening on ${config.http.addr})\n`);
-  for (const section of config.ignored) process.stdout.write(`${file}: note: section ${section} is not supported by Berth and is ignored\n`);
+  for (const section of config.ignored)
+    process.stdout.write(`${file}: note: section ${section} is not supported by Berth and is ignored\n`);
   return 0;
 }
 

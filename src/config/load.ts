@@ -57,7 +57,14 @@ export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
   return raw;
 }
 
-const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set(['version', 'log', 'storage', 'http', 'redis', ...IGNORED_SECTIONS]);
+const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set([
+  'version',
+  'log',
+  'storage',
+  'http',
+  'redis',
+  ...IGNORED_SECTIONS,
+]);
 
 function parseScalar(value: string): unknown {
   try {
@@ -103,7 +110,10 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
 }
 
 /** Reads a YAML file (or nothing, with only defaults and environment), applies the environment, resolves. */
-export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedConfig> {
+export async function loadConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ResolvedConfig> {
   let raw: unknown = {};
   if (file !== undefined) {
     let text: string;

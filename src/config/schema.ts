@@ -10,9 +10,13 @@ export { parseDuration } from './duration.js';
 const listenAddress = z
   .union([z.string(), z.number().int()])
   .transform((v) => String(v))
-  .refine((s) => /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*)?:?\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, {
-    message: 'expected an address such as :5000 or 127.0.0.1:5000',
-  });
+  .refine(
+    (s) =>
+      /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*)?:?\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
+    {
+      message: 'expected an address such as :5000 or 127.0.0.1:5000',
+    },
+  );
 
 // Strict like every other section, so a misspelt `enabeld` is an error rather than a silent `false`.
 const enabledFlag = (def: boolean) => z.strictObject({ enabled: z.boolean().default(def) }).prefault({});
@@ -58,7 +62,11 @@ const StorageSchema = z
   .superRefine((s, ctx) => {
     const chosen = DRIVER_NAMES.filter((d) => s[d] !== undefined);
     if (chosen.length > 1) {
-      ctx.addIssue({ code: 'custom', path: [chosen[1] ?? ''], message: `only one storage driver may be configured (found ${chosen.join(', ')})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [chosen[1] ?? ''],
+        message: `only one storage driver may be configured (found ${chosen.join(', ')})`,
+      });
     }
   });
 
@@ -85,34 +93,51 @@ const HttpSchema = z
     debug: z
       .strictObject({
         addr: z.union([z.literal(''), listenAddress]).default(':5001'),
-        prometheus: z.strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/metrics') }).prefault({}),
+        prometheus: z
+          .strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/metrics') })
+          .prefault({}),
       })
       .prefault({}),
   })
   .prefault({});
 
 /** Sections of Distribution's config.yml that Berth does not implement; accepted, and reported as ignored. */
-export const IGNORED_SECTIONS = ['auth', 'notifications', 'middleware', 'reporting', 'health', 'proxy', 'validation', 'compatibility', 'loglevel'] as const;
+export const IGNORED_SECTIONS = [
+  'auth',
+  'notifications',
+  'middleware',
+  'reporting',
+  'health',
+  'proxy',
+  'validation',
+  'compatibility',
+  'loglevel',
+] as const;
 
-export const ConfigSchema = z.strictObject({
-  version: z.union([z.string(), z.number()]).transform(String).default('0.1'),
-  log: LogSchema,
-  storage: StorageSchema,
-  http: HttpSchema,
-  redis: RedisSchema.optional(),
-  ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
-}).superRefine((c, ctx) => {
-  if (c.storage.cache.blobdescriptor === 'redis' && c.redis === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['redis'], message: 'storage.cache.blobdescriptor is redis, so a redis section with addrs is required' });
-  }
-});
+export const ConfigSchema = z
+  .strictObject({
+    version: z.union([z.string(), z.number()]).transform(String).default('0.1'),
+    log: LogSchema,
+    storage: StorageSchema,
+    http: HttpSchema,
+    redis: RedisSchema.optional(),
+    ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
+  })
+  .superRefine((c, ctx) => {
+    if (c.storage.cache.blobdescriptor === 'redis' && c.redis === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis'],
+        message: 'storage.cache.blobdescriptor is redis, so a redis section with addrs is required',
+      });
+    }
+  });
 
 export type RawConfig = z.input<typeof ConfigSchema>;
 export type ParsedConfig = z.output<typeof ConfigSchema>;
 
 export type StorageConfig =
-  | { readonly driver: 'filesystem'; readonly rootdirectory: string }
-  | { readonly driver: 'inmemory' };
+  { readonly driver: 'filesystem'; readonly rootdirectory: string } | { readonly driver: 'inmemory' };
 
 /** What the code uses: defaults applied, durations in milliseconds, the storage driver chosen. */
 export interface ResolvedConfig {

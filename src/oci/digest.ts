@@ -23,13 +23,19 @@ function isAlgorithm(name: string): name is Algorithm {
 /** Parses a digest string; throws DIGEST_INVALID naming what is wrong. */
 export function parseDigest(input: string): Digest {
   if (input.length > 256 || !GRAMMAR.test(input)) {
-    throw new RegistryError('DIGEST_INVALID', { message: 'invalid digest format', detail: { digest: input.slice(0, 300) } });
+    throw new RegistryError('DIGEST_INVALID', {
+      message: 'invalid digest format',
+      detail: { digest: input.slice(0, 300) },
+    });
   }
   const colon = input.indexOf(':');
   const algorithm = input.slice(0, colon);
   const hex = input.slice(colon + 1);
   if (!isAlgorithm(algorithm)) {
-    throw new RegistryError('DIGEST_INVALID', { message: `unsupported digest algorithm ${algorithm}`, detail: { digest: input } });
+    throw new RegistryError('DIGEST_INVALID', {
+      message: `unsupported digest algorithm ${algorithm}`,
+      detail: { digest: input },
+    });
   }
   if (hex.length !== Algorithms[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
     throw new RegistryError('DIGEST_INVALID', { message: `invalid ${algorithm} digest`, detail: { digest: input } });

@@ -59,7 +59,10 @@ export interface ErrorEnvelope {
 
 /** The OCI error envelope for one error. */
 export function envelope(err: RegistryError): ErrorEnvelope {
-  const entry = err.detail === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, detail: err.detail };
+  const entry =
+    err.detail === undefined
+      ? { code: err.code, message: err.message }
+      : { code: err.code, message: err.message, detail: err.detail };
   return { errors: [entry] };
 }
 

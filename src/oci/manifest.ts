@@ -136,10 +136,18 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   if (m.layers === undefined) throw invalid('an image manifest needs a layers array', { field: 'layers' });
   const config = toDescriptor(m.config, 'config');
   const local = m.layers
-    .map((raw, i) => ({ desc: toDescriptor(raw, `layers[${i}]`), foreign: FOREIGN_LAYER_TYPES.has(raw.mediaType) && (raw.urls?.length ?? 0) > 0 }))
+    .map((raw, i) => ({
+      desc: toDescriptor(raw, `layers[${i}]`),
+      foreign: FOREIGN_LAYER_TYPES.has(raw.mediaType) && (raw.urls?.length ?? 0) > 0,
+    }))
     .filter((l) => !l.foreign)
     .map((l) => l.desc);
-  return { mediaType, blobs: [config, ...local], manifests: [], ...optional(subject, m.artifactType ?? config.mediaType, annotations) };
+  return {
+    mediaType,
+    blobs: [config, ...local],
+    manifests: [],
+    ...optional(subject, m.artifactType ?? config.mediaType, annotations),
+  };
 }
 
 function optional(

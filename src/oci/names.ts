@@ -13,8 +13,14 @@ export function isValidName(name: string): boolean {
 /** Throws NAME_INVALID unless `name` is a valid repository name. */
 export function checkName(name: string): string {
   if (!isValidName(name)) {
-    const reason = name.length > MAX_NAME_LENGTH ? `longer than ${MAX_NAME_LENGTH} characters` : 'does not match the repository name grammar';
-    throw new RegistryError('NAME_INVALID', { message: `invalid repository name: ${reason}`, detail: { name: name.slice(0, 300) } });
+    const reason =
+      name.length > MAX_NAME_LENGTH
+        ? `longer than ${MAX_NAME_LENGTH} characters`
+        : 'does not match the repository name grammar';
+    throw new RegistryError('NAME_INVALID', {
+      message: `invalid repository name: ${reason}`,
+      detail: { name: name.slice(0, 300) },
+    });
   }
   return name;
 }

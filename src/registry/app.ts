@@ -89,7 +89,10 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     ctx.state.route = 'unknown';
     // Made on first use: most requests log once at the end, and some not at all.
     let child: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= deps.log.child({ reqId: requestId })), enumerable: true });
+    Object.defineProperty(ctx.state, 'log', {
+      get: () => (child ??= deps.log.child({ reqId: requestId })),
+      enumerable: true,
+    });
     ctx.set('X-Request-Id', requestId);
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [k, v] of extraHeaders) ctx.set(k, v);
@@ -138,11 +141,16 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
   app.use(async (ctx) => {
     let path = ctx.path;
     if (prefix !== '') {
-      if (!path.startsWith(`${prefix}/`)) throw new RegistryError('UNSUPPORTED', { status: 404, message: `no such endpoint: ${ctx.method} ${path}` });
+      if (!path.startsWith(`${prefix}/`))
+        throw new RegistryError('UNSUPPORTED', { status: 404, message: `no such endpoint: ${ctx.method} ${path}` });
       path = path.slice(prefix.length);
     }
     const match = matchRoute(path);
-    if (match === undefined) throw new RegistryError('UNSUPPORTED', { status: 404, message: `no such endpoint: ${ctx.method} ${path.slice(0, 200)}` });
+    if (match === undefined)
+      throw new RegistryError('UNSUPPORTED', {
+        status: 404,
+        message: `no such endpoint: ${ctx.method} ${path.slice(0, 200)}`,
+      });
     ctx.state.route = match.route;
     const methods = table[match.route];
     const handler = methods[ctx.method] ?? (ctx.method === 'HEAD' ? methods['GET'] : undefined);

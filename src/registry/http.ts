@@ -18,7 +18,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   const m = /^bytes=(\d*)-(\d*)$/i.exec(header.trim());
   if (m === null || (m[1] === '' && m[2] === '')) return undefined;
   const unsatisfiable = (): RegistryError =>
-    new RegistryError('RANGE_INVALID', { message: `range ${header} not satisfiable for ${size} bytes`, headers: { 'Content-Range': `bytes */${size}` } });
+    new RegistryError('RANGE_INVALID', {
+      message: `range ${header} not satisfiable for ${size} bytes`,
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
   if (m[1] === '') {
     const suffix = Number(m[2]);
     if (suffix === 0 || size === 0) throw unsatisfiable();
@@ -35,7 +38,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 export function parseContentRange(header: string | undefined): ChunkRange | undefined {
   if (header === undefined || header === '') return undefined;
   const m = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (m === null) throw new RegistryError('BLOB_UPLOAD_INVALID', { message: `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}` });
+  if (m === null)
+    throw new RegistryError('BLOB_UPLOAD_INVALID', {
+      message: `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}`,
+    });
   const start = Number(m[1]);
   const end = Number(m[2]);
   if (end < start || !Number.isSafeInteger(end)) {
@@ -74,7 +80,9 @@ export function hasBody(req: IncomingMessage): boolean {
 export function parseCount(raw: unknown, fallback: number | undefined, max: number): number | undefined {
   if (raw === undefined) return fallback;
   if (typeof raw !== 'string' || !/^\d{1,9}$/.test(raw)) {
-    throw new RegistryError('PAGINATION_NUMBER_INVALID', { detail: { n: typeof raw === 'string' ? raw.slice(0, 50) : raw } });
+    throw new RegistryError('PAGINATION_NUMBER_INVALID', {
+      detail: { n: typeof raw === 'string' ? raw.slice(0, 50) : raw },
+    });
   }
   return Math.min(Number(raw), max);
 }
@@ -88,7 +96,11 @@ export function queryString(raw: unknown): string | undefined {
 /** Reads a request body of at most `limit` bytes; a larger one is refused with 413 before or as it arrives. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = (): RegistryError =>
-    new RegistryError('SIZE_INVALID', { message: `body exceeds the ${limit}-byte limit`, status: 413, detail: { limit } });
+    new RegistryError('SIZE_INVALID', {
+      message: `body exceeds the ${limit}-byte limit`,
+      status: 413,
+      detail: { limit },
+    });
   const declared = contentLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];

@@ -53,7 +53,11 @@ export class GlobalBlobs implements BlobStatter {
   /** Streams `length` bytes of a blob from `offset`. */
   async open(digest: Digest, offset: number, length: number, signal?: AbortSignal): Promise<Readable> {
     try {
-      return await this.#driver.reader(paths.blobData(digest), { offset, length, ...(signal === undefined ? {} : { signal }) });
+      return await this.#driver.reader(paths.blobData(digest), {
+        offset,
+        length,
+        ...(signal === undefined ? {} : { signal }),
+      });
     } catch (err) {
       if (isNotFound(err)) throw unknown(digest);
       throw err;

@@ -92,7 +92,11 @@ export function checkPath(path: string): string {
 export function checkReadRange(path: string, options: ReadOptions, size: number): number {
   const offset = options.offset ?? 0;
   const { length } = options;
-  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+  if (
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    (length !== undefined && (!Number.isSafeInteger(length) || length < 0))
+  ) {
     throw new StorageError('InvalidOffset', path, `invalid read range: offset ${offset}, length ${String(length)}`);
   }
   if (offset > size) throw new StorageError('InvalidOffset', path, `offset ${offset} is past the end (${size})`);

@@ -106,17 +106,27 @@ export class Manifests {
    * Verifies and stores a manifest under a tag or its digest. Throws MANIFEST_INVALID, DIGEST_INVALID (the body does
    * not hash to the digest in the URL) or MANIFEST_BLOB_UNKNOWN naming the first missing reference.
    */
-  async put(body: Buffer, contentType: string | undefined, reference: { tag: string } | { digest: Digest }): Promise<PutResult> {
+  async put(
+    body: Buffer,
+    contentType: string | undefined,
+    reference: { tag: string } | { digest: Digest },
+  ): Promise<PutResult> {
     const parsed = parseManifest(body, contentType);
     // The media type is read back from the bytes (a push's Content-Type is not stored), so a manifest that leaves
     // out its mediaType must be one whose type the bytes imply, as CNCF Distribution requires of Docker manifests.
     if (inferMediaType(JSON.parse(body.toString('utf8')) as { mediaType?: unknown }) !== parsed.mediaType) {
-      throw new RegistryError('MANIFEST_INVALID', { message: `a ${parsed.mediaType} manifest must name its mediaType`, detail: { field: 'mediaType' } });
+      throw new RegistryError('MANIFEST_INVALID', {
+        message: `a ${parsed.mediaType} manifest must name its mediaType`,
+        detail: { field: 'mediaType' },
+      });
     }
     const algorithm = 'digest' in reference ? reference.digest.algorithm : 'sha256';
     const digest = digestBuffer(body, algorithm);
     if ('digest' in reference && reference.digest.value !== digest.value) {
-      throw new RegistryError('DIGEST_INVALID', { message: 'manifest digest does not match the body', detail: { expected: reference.digest.value, actual: digest.value } });
+      throw new RegistryError('DIGEST_INVALID', {
+        message: 'manifest digest does not match the body',
+        detail: { expected: reference.digest.value, actual: digest.value },
+      });
     }
     await this.#verify(parsed);
     await this.#global.putContent(digest, body);
@@ -129,7 +139,10 @@ export class Manifests {
         ...(parsed.artifactType === undefined ? {} : { artifactType: parsed.artifactType }),
         ...(parsed.annotations === undefined ? {} : { annotations: parsed.annotations }),
       };
-      await this.#driver.putContent(paths.referrer(this.#name, parsed.subject.digest, digest), Buffer.from(JSON.stringify(entry)));
+      await this.#driver.putContent(
+        paths.referrer(this.#name, parsed.subject.digest, digest),
+        Buffer.from(JSON.stringify(entry)),
+      );
     }
     if ('tag' in reference) await this.#tags.tag(reference.tag, digest);
     this.#cache.set(digest.value, { digest, mediaType: parsed.mediaType, content: body });
@@ -138,7 +151,10 @@ export class Manifests {
 
   async #verify(parsed: ParsedManifest): Promise<void> {
     const missing = (d: Descriptor): RegistryError =>
-      new RegistryError('MANIFEST_BLOB_UNKNOWN', { message: `manifest references ${d.digest.value}, which is not in the repository`, detail: { digest: d.digest.value } });
+      new RegistryError('MANIFEST_BLOB_UNKNOWN', {
+        message: `manifest references ${d.digest.value}, which is not in the repository`,
+        detail: { digest: d.digest.value },
+      });
     const checks: Array<Promise<void>> = [];
     for (const d of parsed.blobs) {
       checks.push(
@@ -174,7 +190,8 @@ export class Manifests {
       subject = undefined;
     }
     for (const tag of await this.#tags.pointingTo(digest)) await this.#tags.untag(tag).catch(() => undefined);
-    if (subject !== undefined) await this.#driver.delete(paths.referrer(this.#name, subject, digest)).catch(() => undefined);
+    if (subject !== undefined)
+      await this.#driver.delete(paths.referrer(this.#name, subject, digest)).catch(() => undefined);
     try {
       await this.#driver.delete(paths.revisionDir(this.#name, digest));
     } finally {

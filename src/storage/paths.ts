@@ -19,7 +19,8 @@ export const paths = {
   repository: (name: string) => `${REPOSITORIES}/${name}`,
   layerLink: (name: string, d: Digest) => `${REPOSITORIES}/${name}/_layers/${d.algorithm}/${d.hex}/link`,
   layerLinkDir: (name: string, d: Digest) => `${REPOSITORIES}/${name}/_layers/${d.algorithm}/${d.hex}`,
-  revisionLink: (name: string, d: Digest) => `${REPOSITORIES}/${name}/_manifests/revisions/${d.algorithm}/${d.hex}/link`,
+  revisionLink: (name: string, d: Digest) =>
+    `${REPOSITORIES}/${name}/_manifests/revisions/${d.algorithm}/${d.hex}/link`,
   revisionDir: (name: string, d: Digest) => `${REPOSITORIES}/${name}/_manifests/revisions/${d.algorithm}/${d.hex}`,
   tags: (name: string) => `${REPOSITORIES}/${name}/_manifests/tags`,
   tagDir: (name: string, tag: string) => `${REPOSITORIES}/${name}/_manifests/tags/${tag}`,
@@ -28,7 +29,8 @@ export const paths = {
   uploadDir: (name: string, id: string) => `${REPOSITORIES}/${name}/_uploads/${id}`,
   uploadData: (name: string, id: string) => `${REPOSITORIES}/${name}/_uploads/${id}/data`,
   uploadStartedAt: (name: string, id: string) => `${REPOSITORIES}/${name}/_uploads/${id}/startedat`,
-  referrersDir: (name: string, subject: Digest) => `${REPOSITORIES}/${name}/_referrers/${subject.algorithm}/${subject.hex}`,
+  referrersDir: (name: string, subject: Digest) =>
+    `${REPOSITORIES}/${name}/_referrers/${subject.algorithm}/${subject.hex}`,
   referrer: (name: string, subject: Digest, d: Digest) =>
     `${REPOSITORIES}/${name}/_referrers/${subject.algorithm}/${subject.hex}/${d.algorithm}-${d.hex}`,
 } as const;

@@ -9,7 +9,12 @@ export interface PurgeResult {
 }
 
 /** Deletes upload sessions started before `olderThan`. */
-export async function purgeUploads(driver: StorageDriver, olderThan: Date, dryRun: boolean, log?: Logger): Promise<PurgeResult> {
+export async function purgeUploads(
+  driver: StorageDriver,
+  olderThan: Date,
+  dryRun: boolean,
+  log?: Logger,
+): Promise<PurgeResult> {
   let scanned = 0;
   let purged = 0;
   const visit = async (dir: string): Promise<void> => {

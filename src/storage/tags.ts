@@ -19,7 +19,11 @@ export class Tags {
     try {
       content = await this.#driver.getContent(paths.tagCurrent(this.#name, tag));
     } catch (err) {
-      if (isNotFound(err)) throw new RegistryError('MANIFEST_UNKNOWN', { message: `manifest tagged ${tag} is not known`, detail: { tag } });
+      if (isNotFound(err))
+        throw new RegistryError('MANIFEST_UNKNOWN', {
+          message: `manifest tagged ${tag} is not known`,
+          detail: { tag },
+        });
       throw err;
     }
     return parseDigest(content.toString('utf8').trim());
@@ -35,7 +39,11 @@ export class Tags {
     try {
       await this.#driver.delete(paths.tagDir(this.#name, tag));
     } catch (err) {
-      if (isNotFound(err)) throw new RegistryError('MANIFEST_UNKNOWN', { message: `manifest tagged ${tag} is not known`, detail: { tag } });
+      if (isNotFound(err))
+        throw new RegistryError('MANIFEST_UNKNOWN', {
+          message: `manifest tagged ${tag} is not known`,
+          detail: { tag },
+        });
       throw err;
     }
   }

@@ -59,7 +59,13 @@ export class Uploads {
   readonly #busy: UploadTurns;
 
   /** `busy` is shared by every Uploads of one process: whose turn it is to write to each session. */
-  constructor(driver: StorageDriver, name: string, blobs: LinkedBlobs, hashes: HashStates, busy: UploadTurns = new Map()) {
+  constructor(
+    driver: StorageDriver,
+    name: string,
+    blobs: LinkedBlobs,
+    hashes: HashStates,
+    busy: UploadTurns = new Map(),
+  ) {
     this.#driver = driver;
     this.#name = name;
     this.#blobs = blobs;
@@ -129,7 +135,12 @@ export class Uploads {
    * Appends a chunk; with `final`, the chunk is the last one and is kept only if the whole upload then hashes to
    * `final.digest` (`final.hash` holds the hash of the bytes already stored).
    */
-  async #append(status: UploadStatus, body: Readable, options: ChunkOptions, final?: { hash: Hash; digest: Digest }): Promise<UploadStatus> {
+  async #append(
+    status: UploadStatus,
+    body: Readable,
+    options: ChunkOptions,
+    final?: { hash: Hash; digest: Digest },
+  ): Promise<UploadStatus> {
     const { range, length } = options;
     if (range !== undefined && range.start !== status.size) {
       throw new RegistryError('RANGE_INVALID', {
@@ -144,7 +155,12 @@ export class Uploads {
     const counter = new HashingStream(hash ?? null);
     const writer = await this.#driver.writer(paths.uploadData(this.#name, status.id), true);
     try {
-      await pipeline(body, counter, writer.stream, ...(options.signal === undefined ? [] : [{ signal: options.signal }]));
+      await pipeline(
+        body,
+        counter,
+        writer.stream,
+        ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
+      );
       const expected = range !== undefined ? range.end - range.start + 1 : length;
       if (expected !== undefined && counter.bytes !== expected) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', {
@@ -176,7 +192,12 @@ export class Uploads {
     return this.#exclusive(id, async () => this.#commit(await this.status(id), digest, body, options));
   }
 
-  async #commit(initial: UploadStatus, digest: Digest, body: Readable | undefined, options: ChunkOptions): Promise<BlobDescriptor> {
+  async #commit(
+    initial: UploadStatus,
+    digest: Digest,
+    body: Readable | undefined,
+    options: ChunkOptions,
+  ): Promise<BlobDescriptor> {
     let status = initial;
     const id = status.id;
     const key = this.#key(id);

@@ -73,7 +73,12 @@ export interface ChildRegistry {
 export async function spawnRegistry(env: Record<string, string>, configFile?: string): Promise<ChildRegistry> {
   const args = [CLI, 'serve', ...(configFile === undefined ? [] : ['--config', configFile])];
   const child = spawn(process.execPath, args, {
-    env: { PATH: process.env['PATH'] ?? '', REGISTRY_HTTP_ADDR: '127.0.0.1:0', REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      REGISTRY_HTTP_ADDR: '127.0.0.1:0',
+      REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -90,11 +95,14 @@ export async function spawnRegistry(env: Record<string, string>, configFile?: st
         return;
       }
       logs.push(entry);
-      if (entry['msg'] === 'listening') res({ addr: String(entry['addr']), debugAddr: String(entry['debugAddr'] ?? '') });
+      if (entry['msg'] === 'listening')
+        res({ addr: String(entry['addr']), debugAddr: String(entry['debugAddr'] ?? '') });
     });
     void exited.then((code) => rej(new Error(`berth exited with ${code} before listening: ${stderr}`)));
   });
-  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`berth did not start in 20s: ${stderr}`)), 20_000).unref());
+  const timeout = new Promise<never>((_, rej) =>
+    setTimeout(() => rej(new Error(`berth did not start in 20s: ${stderr}`)), 20_000).unref(),
+  );
   const { addr, debugAddr } = await Promise.race([listening, timeout]);
   const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const debugPort = debugAddr === '' ? 0 : Number(debugAddr.slice(debugAddr.lastIndexOf(':') + 1));

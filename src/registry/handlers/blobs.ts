@@ -34,7 +34,8 @@ function deletable(deps: RegistryDeps): void {
 
 function requireDigest(raw: unknown) {
   const value = queryString(raw);
-  if (value === undefined || value === '') throw new RegistryError('DIGEST_INVALID', { message: 'the digest query parameter is required' });
+  if (value === undefined || value === '')
+    throw new RegistryError('DIGEST_INVALID', { message: 'the digest query parameter is required' });
   return parseDigest(value);
 }
 
@@ -151,7 +152,10 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     if (hasBody(ctx.req)) {
       const range = parseContentRange(ctx.get('Content-Range') || undefined);
       const length = contentLength(ctx.req);
-      await uploads.commit(id, digest, ctx.req, { ...(range === undefined ? {} : { range }), ...(length === undefined ? {} : { length }) });
+      await uploads.commit(id, digest, ctx.req, {
+        ...(range === undefined ? {} : { range }),
+        ...(length === undefined ? {} : { length }),
+      });
     } else {
       await uploads.commit(id, digest);
     }

@@ -16,7 +16,11 @@ type Reference = { readonly tag: string } | { readonly digest: Digest };
  */
 function parseReference(raw: string, forWrite: boolean): Reference {
   if (raw.includes(':')) return { digest: parseDigest(raw) };
-  if (!forWrite && !isValidTag(raw)) throw new RegistryError('MANIFEST_UNKNOWN', { message: 'no manifest has that tag (it is not a valid tag)', detail: { tag: raw.slice(0, 200) } });
+  if (!forWrite && !isValidTag(raw))
+    throw new RegistryError('MANIFEST_UNKNOWN', {
+      message: 'no manifest has that tag (it is not a valid tag)',
+      detail: { tag: raw.slice(0, 200) },
+    });
   return { tag: checkTag(raw) };
 }
 

@@ -39,6 +39,9 @@ describe('filesystem driver: small-file cache', () => {
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal((await reader.getContent('/a/link')).toString(), 'x');
     await writer.delete('/a/link');
-    await assert.rejects(reader.getContent('/a/link'), (err: unknown) => err instanceof StorageError && err.kind === 'PathNotFound');
+    await assert.rejects(
+      reader.getContent('/a/link'),
+      (err: unknown) => err instanceof StorageError && err.kind === 'PathNotFound',
+    );
   });
 });

@@ -5,14 +5,24 @@ import { promises as fsp, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { checkPath, checkReadRange, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
+import {
+  checkPath,
+  checkReadRange,
+  StorageError,
+  type FileInfo,
+  type FileWriter,
+  type ReadOptions,
+  type StorageDriver,
+} from '../../driver.js';
 
 export interface FilesystemOptions {
   readonly rootdirectory: string;
 }
 
 function code(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
 }
 
 function mapError(err: unknown, path: string): unknown {
@@ -69,7 +79,13 @@ export class FilesystemDriver implements StorageDriver {
         // Only files last changed over a second ago: timestamps move in coarse ticks and inodes get reused, so a
         // file replaced within the same tick could otherwise look unchanged. Any later replacement gets a newer ctime.
         if (data.length <= SMALL_FILE && data.length === st.size && Date.now() - st.ctimeMs > 1000) {
-          this.#small.set(full, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, data: Buffer.from(data) });
+          this.#small.set(full, {
+            ino: st.ino,
+            size: st.size,
+            mtimeMs: st.mtimeMs,
+            ctimeMs: st.ctimeMs,
+            data: Buffer.from(data),
+          });
         }
         return data;
       } finally {

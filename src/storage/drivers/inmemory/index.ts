@@ -1,7 +1,15 @@
 // The in-memory driver: for tests and throwaway registries. Files are lists of chunks; directories are implied
 // by the files below them and kept in a child index so listing is cheap.
 import { Readable, Writable } from 'node:stream';
-import { checkPath, checkReadRange, StorageError, type FileInfo, type FileWriter, type ReadOptions, type StorageDriver } from '../../driver.js';
+import {
+  checkPath,
+  checkReadRange,
+  StorageError,
+  type FileInfo,
+  type FileWriter,
+  type ReadOptions,
+  type StorageDriver,
+} from '../../driver.js';
 
 interface MemFile {
   chunks: Buffer[];
@@ -87,7 +95,10 @@ export class InMemoryDriver implements StorageDriver {
         if (pos >= end) return;
       }
     }
-    return Readable.from(slices(), { objectMode: false, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    return Readable.from(slices(), {
+      objectMode: false,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
@@ -140,7 +151,8 @@ export class InMemoryDriver implements StorageDriver {
     checkPath(destination);
     const f = this.#file(source);
     // Checked before the source is unlinked, so a refused move loses nothing.
-    if (this.#children.has(destination)) throw new StorageError('InvalidPath', destination, `${destination} is a directory`);
+    if (this.#children.has(destination))
+      throw new StorageError('InvalidPath', destination, `${destination} is a directory`);
     this.#files.delete(source);
     this.#unlink(source);
     this.#set(destination, f);
@@ -163,7 +175,8 @@ export class InMemoryDriver implements StorageDriver {
     }
     const prefix = `${path}/`;
     for (const key of [...this.#files.keys()]) if (key.startsWith(prefix)) this.#files.delete(key);
-    for (const key of [...this.#children.keys()]) if (key.startsWith(prefix) || key === path) this.#children.delete(key);
+    for (const key of [...this.#children.keys()])
+      if (key.startsWith(prefix) || key === path) this.#children.delete(key);
     this.#unlink(path);
   }
 
