@@ -20,6 +20,7 @@ export interface DescriptorCache {
   readonly invalidate: Invalidate;
   /** Reachability of the cache's backing service, for /readyz; undefined when healthy. Never throws. */
   check(): Promise<string | undefined>;
+  /** Releases connections and timers; idempotent. Statters it wrapped keep answering, from storage. */
   close(): Promise<void>;
 }
 
@@ -52,8 +53,10 @@ export class TieredDescriptorCache implements DescriptorCache {
   }
 
   readonly invalidate: Invalidate = async (scope: Scope, digest: Digest) => {
-    // In order, LRU first: a replica must never refill its LRU from a Redis entry that is about to go.
-    for (const tier of this.#tiers) {
+    // In order, front tier first; then the front tiers once more, for a lookup that ran meanwhile may have refilled
+    // them from a back-tier entry that was still there (cheap: front tiers are in-process).
+    const tiers = [...this.#tiers, ...this.#tiers.slice(0, -1)];
+    for (const tier of tiers) {
       try {
         await tier.invalidate(scope, digest);
       } catch (err) {

@@ -162,6 +162,8 @@ export interface RedisTierOptions {
   readonly log: Logger;
   /** Runs once an invalidation is applied in Redis (two-tier tells every replica); a rejection makes it retried. */
   readonly broadcast?: (invalidation: Invalidation) => Promise<void>;
+  /** Failed invalidations kept for replay; beyond this the whole cache is flushed instead. */
+  readonly maxPending?: number;
 }
 
 const GLOBAL_FIELDS = ['digest', 'size', 'mediatype', 'generation'] as const;
@@ -175,6 +177,7 @@ export class RedisTier implements DescriptorTier {
   readonly #log: Logger;
   readonly #warn: RateLimitedLog;
   readonly #broadcast: ((invalidation: Invalidation) => Promise<void>) | undefined;
+  readonly #maxPending: number;
   /** Invalidations that did not reach Redis, by scope and digest. */
   readonly #pending = new Map<string, Invalidation>();
   #flushAll = false;
@@ -192,6 +195,7 @@ export class RedisTier implements DescriptorTier {
     this.#log = options.log;
     this.#warn = new RateLimitedLog(options.log);
     this.#broadcast = options.broadcast;
+    this.#maxPending = options.maxPending ?? MAX_PENDING;
     this.#client.on('error', (err: unknown) => {
       this.#warn.warn(
         'connection',
@@ -389,7 +393,8 @@ export class RedisTier implements DescriptorTier {
           const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 500);
           cursor = next;
           // One key per command: keys of different slots cannot share a command on a Cluster node.
-          await Promise.all(keys.map((k) => node.unlink(k)));
+          // Invalidation markers stay: fills in flight still compare against them.
+          await Promise.all(keys.filter((k) => !k.endsWith('::invalidated')).map((k) => node.unlink(k)));
         } while (cursor !== '0');
       }
     }
@@ -410,7 +415,7 @@ export class RedisTier implements DescriptorTier {
 
   #remember(invalidation: Invalidation): void {
     if (this.#closed) return;
-    if (invalidation.kind === 'all' || this.#pending.size >= MAX_PENDING) {
+    if (invalidation.kind === 'all' || this.#pending.size >= this.#maxPending) {
       this.#flushAll = true;
       this.#pending.clear();
     } else if (!this.#flushAll) {
@@ -461,11 +466,6 @@ export class RedisTier implements DescriptorTier {
       }
     })();
     return this.#replaying;
-  }
-
-  /** Test hook: applies waiting invalidations now. */
-  async replayPending(): Promise<void> {
-    await this.#replay();
   }
 
   async check(): Promise<string | undefined> {

@@ -27,7 +27,11 @@ export function createMetrics(): HttpMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     }),
-    inFlight: new Gauge({ name: 'registry_http_in_flight_requests', help: 'Requests being served.', registers: [registry] }),
+    inFlight: new Gauge({
+      name: 'registry_http_in_flight_requests',
+      help: 'Requests being served.',
+      registers: [registry],
+    }),
     responseSize: new Histogram({
       name: 'registry_http_response_size_bytes',
       help: 'Bytes in response bodies.',

@@ -46,12 +46,19 @@ export interface StartOptions {
   readonly driver?: StorageDriver;
 }
 
-export async function startRegistry(config: ResolvedConfig, log: Logger, options: StartOptions = {}): Promise<RunningRegistry> {
+export async function startRegistry(
+  config: ResolvedConfig,
+  log: Logger,
+  options: StartOptions = {},
+): Promise<RunningRegistry> {
   const metrics = createMetrics();
   // Every storage action is timed and counted (registry_storage_action_seconds), the cache's savings made visible.
   const driver = new InstrumentedDriver(options.driver ?? createDriver(config.storage), metrics.registry);
   const cache = await createDescriptorCache(config, log, metrics.registry);
-  const storage = new RegistryStorage(driver, cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate });
+  const storage = new RegistryStorage(
+    driver,
+    cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate },
+  );
   const app = createApp({ config, storage, log }, metrics);
   const server = createServer(app.callback());
   // Big pushes may take long; idle and header timeouts still guard against clients that stall.
@@ -63,10 +70,16 @@ export async function startRegistry(config: ResolvedConfig, log: Logger, options
   let debug: Server | undefined;
   let debugAddress: AddressInfo | undefined;
   if (config.http.debug.addr !== '') {
-    debug = createDebugServer({ driver, metrics, ...(cache === undefined ? {} : { cache }), metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined });
+    debug = createDebugServer({
+      driver,
+      metrics,
+      ...(cache === undefined ? {} : { cache }),
+      metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined,
+    });
     debugAddress = await listen(debug, config.http.debug.addr);
   }
-  for (const section of config.ignored) log.warn({ section }, 'config section is not supported by Berth and is ignored');
+  for (const section of config.ignored)
+    log.warn({ section }, 'config section is not supported by Berth and is ignored');
 
   let purgeTimer: NodeJS.Timeout | undefined;
   const purging = config.uploadPurging;
@@ -78,13 +91,23 @@ export async function startRegistry(config: ResolvedConfig, log: Logger, options
       );
     };
     // First pass soon after start (jittered so replicas don't walk storage together), then every interval.
-    purgeTimer = setTimeout(() => {
-      run();
-      purgeTimer = setInterval(run, Math.max(purging.interval, 60_000)).unref();
-    }, 5_000 + Math.random() * 25_000).unref();
+    purgeTimer = setTimeout(
+      () => {
+        run();
+        purgeTimer = setInterval(run, Math.max(purging.interval, 60_000)).unref();
+      },
+      5_000 + Math.random() * 25_000,
+    ).unref();
   }
 
-  log.info({ addr: `${address.address}:${address.port}`, debugAddr: debugAddress && `${debugAddress.address}:${debugAddress.port}`, storage: driver.name }, 'listening');
+  log.info(
+    {
+      addr: `${address.address}:${address.port}`,
+      debugAddr: debugAddress && `${debugAddress.address}:${debugAddress.port}`,
+      storage: driver.name,
+    },
+    'listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -95,7 +118,9 @@ export async function startRegistry(config: ResolvedConfig, log: Logger, options
       const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       void drained.then(() => clearInterval(sweeper));
-      const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.http.draintimeout).unref());
+      const deadline = new Promise<'timeout'>((resolve) =>
+        setTimeout(() => resolve('timeout'), config.http.draintimeout).unref(),
+      );
       if ((await Promise.race([drained.then(() => 'drained' as const), deadline])) === 'timeout') {
         log.warn('drain timeout reached; closing remaining connections');
         server.closeAllConnections();

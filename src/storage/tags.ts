@@ -4,6 +4,10 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import { isNotFound, type StorageDriver } from './driver.js';
 import { paths } from './paths.js';
 
+function tagUnknown(tag: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', { message: `manifest tagged ${tag} is not known`, detail: { tag } });
+}
+
 export class Tags {
   readonly #driver: StorageDriver;
   readonly #name: string;
@@ -19,12 +23,7 @@ export class Tags {
     try {
       content = await this.#driver.getContent(paths.tagCurrent(this.#name, tag));
     } catch (err) {
-      if (isNotFound(err))
-        throw new RegistryError('MANIFEST_UNKNOWN', {
-          message: `manifest tagged ${tag} is not known`,
-          detail: { tag },
-        });
-      throw err;
+      throw isNotFound(err) ? tagUnknown(tag) : err;
     }
     return parseDigest(content.toString('utf8').trim());
   }
@@ -39,12 +38,7 @@ export class Tags {
     try {
       await this.#driver.delete(paths.tagDir(this.#name, tag));
     } catch (err) {
-      if (isNotFound(err))
-        throw new RegistryError('MANIFEST_UNKNOWN', {
-          message: `manifest tagged ${tag} is not known`,
-          detail: { tag },
-        });
-      throw err;
+      throw isNotFound(err) ? tagUnknown(tag) : err;
     }
   }
 

@@ -127,7 +127,10 @@ describe('CachedStatter', function () {
 describe('RateLimitedLog', function () {
   function recorder() {
     const lines: Array<Record<string, unknown>> = [];
-    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const log = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
     return { lines, log };
   }
 

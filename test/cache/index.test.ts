@@ -74,7 +74,8 @@ describe('TieredDescriptorCache', function () {
     const cache = new TieredDescriptorCache([first, second], log);
     await cache.invalidate('r', digest);
     await cache.invalidate(undefined, digest);
-    assert.equal(first.invalidations, 2);
+    // The front tier is invalidated again after the back tier, in case a lookup refilled it meanwhile.
+    assert.equal(first.invalidations, 4);
     assert.equal(second.invalidations, 2);
     assert.ok(lines.length >= 1 && lines.length <= 2, 'failures are logged, rate-limited per tier and operation');
   });

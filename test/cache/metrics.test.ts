@@ -10,7 +10,11 @@ const digest = digestBuffer(Buffer.from('m'));
 const descriptor = { digest, size: 1, mediaType: 'a/b' };
 
 /** A tier whose answers the test scripts. */
-function scripted(name: 'memory' | 'redis', answers: Array<'hit' | 'miss' | 'fail'>, fillFails = false): DescriptorTier {
+function scripted(
+  name: 'memory' | 'redis',
+  answers: Array<'hit' | 'miss' | 'fail'>,
+  fillFails = false,
+): DescriptorTier {
   return {
     name,
     async lookup(): Promise<Lookup> {
@@ -86,7 +90,9 @@ describe('instrumentTier', function () {
     await redis.invalidate(undefined, digest);
     await redis.invalidate('repo', digest);
     await memory.lookup(undefined, digest);
-    const counts = parseMetrics(await registry.metrics()).filter((v) => v.name === 'registry_storage_cache_redis_seconds_count');
+    const counts = parseMetrics(await registry.metrics()).filter(
+      (v) => v.name === 'registry_storage_cache_redis_seconds_count',
+    );
     assert.deepEqual(counts.map((v) => [v.labels['operation'], v.value]).sort(), [
       ['Clear', 1],
       ['RepoClear', 1],

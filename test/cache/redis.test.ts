@@ -22,7 +22,11 @@ export function redisCacheConfig(server: RedisServer, redis: Record<string, unkn
   };
 }
 
-async function open(server: RedisServer, registry: Registry, redis: Record<string, unknown> = {}): Promise<DescriptorCache> {
+async function open(
+  server: RedisServer,
+  registry: Registry,
+  redis: Record<string, unknown> = {},
+): Promise<DescriptorCache> {
   const cache = await createDescriptorCache(resolveConfig(redisCacheConfig(server, redis)), silent, registry);
   assert.ok(cache !== undefined);
   return cache;
@@ -99,7 +103,10 @@ describe('redis descriptor cache @integration', function () {
         await cache.wrap(storage.statter('p/q'), 'p/q').stat(d.digest);
         await cache.wrap(storage.statter(undefined), undefined).stat(d.digest);
         const keys = (await db3.keys(`*${d.digest.hex}*`)).sort();
-        assert.deepEqual(keys, [`berth-a/blobs::${d.digest.value}`, `berth-a/repository::p/q::blobs::${d.digest.value}`]);
+        assert.deepEqual(keys, [
+          `berth-a/blobs::${d.digest.value}`,
+          `berth-a/repository::p/q::blobs::${d.digest.value}`,
+        ]);
         assert.equal(await db3.sismember('berth-a/repository::p/q::blobs', d.digest.value), 1);
         assert.deepEqual(await db0.keys(`*${d.digest.hex}*`), []);
       } finally {
@@ -114,7 +121,12 @@ describe('redis descriptor cache @integration', function () {
       const redis = server.client();
       try {
         const storage = new FakeStorage();
-        const cases: Array<Record<string, string>> = [{ size: 'many' }, { size: '-1' }, { size: '12' }, { size: '1e3' }];
+        const cases: Array<Record<string, string>> = [
+          { size: 'many' },
+          { size: '-1' },
+          { size: '12' },
+          { size: '1e3' },
+        ];
         for (const fields of cases) {
           const d = layer();
           storage.put(undefined, d);
@@ -129,7 +141,11 @@ describe('redis descriptor cache @integration', function () {
         // An entry Distribution wrote has no generation: a miss for a repository, then Berth's own entry.
         const d = layer();
         storage.put('dist/repo', d);
-        await redis.hset(`corrupt:blobs::${d.digest.value}`, { digest: d.digest.value, size: String(d.size), mediatype: d.mediaType });
+        await redis.hset(`corrupt:blobs::${d.digest.value}`, {
+          digest: d.digest.value,
+          size: String(d.size),
+          mediatype: d.mediaType,
+        });
         await redis.sadd('corrupt:repository::dist/repo::blobs', d.digest.value);
         const statter = cache.wrap(storage.statter('dist/repo'), 'dist/repo');
         await statter.stat(d.digest);
@@ -231,7 +247,10 @@ describe('redis descriptor cache @integration', function () {
         own.resume();
         // Until the replay lands, this replica answers that digest from storage.
         await assert.rejects(statter.stat(gone.digest), /BLOB_UNKNOWN|blob unknown/);
-        await eventually(async () => (await redis.sismember('pend:repository::pend/x::blobs', gone.digest.value)) === 0, 'the replay');
+        await eventually(
+          async () => (await redis.sismember('pend:repository::pend/x::blobs', gone.digest.value)) === 0,
+          'the replay',
+        );
         assert.equal(await redis.exists(`pend:repository::pend/x::blobs::${gone.digest.value}`), 0);
         const asked = storage.asked('pend/x', kept.digest);
         await statter.stat(kept.digest);
@@ -262,6 +281,51 @@ describe('redis descriptor cache @integration', function () {
   });
 
   describe('RedisTier', function () {
+    it('flushes only its own keys when it missed more invalidations than it keeps', async function () {
+      const own = await startRedis();
+      const admin = own.client();
+      const client = await createRedisClient(RedisSchema.parse({ addrs: [own.addr] }), 'commands');
+      const tier = new RedisTier({
+        client,
+        prefix: 'mine:',
+        readTimeout: 100,
+        writeTimeout: 100,
+        log: silent,
+        maxPending: 2,
+      });
+      try {
+        assert.ok(await connectWithin(client, 2_000));
+        await admin.hset('theirs:blobs::x', { digest: 'x' });
+        await admin.set('unrelated', '1');
+        const ds = [layer(), layer(), layer()];
+        for (const d of ds) {
+          const found = await tier.lookup('r', d.digest);
+          assert.ok(!found.hit);
+          await found.fill(d);
+        }
+        assert.ok((await admin.keys('mine:*')).length >= 4);
+        own.pause();
+        for (const d of ds) await assert.rejects(tier.invalidate('r', d.digest));
+        assert.equal(tier.pendingInvalidations, Number.POSITIVE_INFINITY, 'too many to keep: flush everything');
+        await assert.rejects(tier.lookup(undefined, layer().digest));
+        own.resume();
+        await eventually(async () => (await tier.check()) === undefined, 'the flush and readiness');
+        assert.deepEqual(
+          (await admin.keys('mine:*')).filter((k) => !k.endsWith('::invalidated')),
+          [],
+          'its entries are gone',
+        );
+        assert.equal(await admin.exists('theirs:blobs::x', 'unrelated'), 2, 'keys of other prefixes stay');
+        const found = await tier.lookup('r', ds[0]!.digest);
+        assert.equal(found.hit, false);
+      } finally {
+        own.resume();
+        await tier.close();
+        admin.disconnect();
+        await own.dispose();
+      }
+    });
+
     it('refuses lookups and reports closed after close', async function () {
       const config = RedisSchema.parse({ addrs: [server.addr] });
       const client = await createRedisClient(config, 'commands');

@@ -12,7 +12,11 @@ import { FakeStorage, runCacheSuite, uniqueDigest } from '../suites/cache-suite.
 const silent = pino({ level: 'silent' });
 let prefixes = 0;
 
-async function open(server: RedisServer, registry: Registry, redis: Record<string, unknown> = {}): Promise<DescriptorCache> {
+async function open(
+  server: RedisServer,
+  registry: Registry,
+  redis: Record<string, unknown> = {},
+): Promise<DescriptorCache> {
   const config = resolveConfig({
     storage: { inmemory: {}, cache: { blobdescriptor: 'redis', twotier: true } },
     redis: { addrs: [server.addr], ...redis } as never,
@@ -124,7 +128,10 @@ describe('two-tier descriptor cache @integration', function () {
       await statter.stat(d.digest);
       await statter.stat(d.digest);
       const memoryHits = await count(registry, 'registry_storage_cache_hits_total', 'memory');
-      await admin.publish(`${prefix}berth::invalidations`, JSON.stringify({ id: 'x', t: 'i', s: null, d: 'not a digest' }));
+      await admin.publish(
+        `${prefix}berth::invalidations`,
+        JSON.stringify({ id: 'x', t: 'i', s: null, d: 'not a digest' }),
+      );
       await eventually(async () => {
         await statter.stat(d.digest);
         return (await count(registry, 'registry_storage_cache_hits_total', 'redis')) >= 1;

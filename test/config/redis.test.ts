@@ -45,7 +45,11 @@ describe('config/redis', function () {
     ['a db on a Cluster', { addrs: ['a:1'], cluster: true, db: 2 }, 'redis.db'],
     ['a db with several addrs (Cluster)', { addrs: ['a:1', 'b:2'], db: 1 }, 'redis.db'],
     ['mastername with cluster', { addrs: ['a:1'], mastername: 'm', cluster: true }, 'redis.cluster'],
-    ['a certificate without its key', { addrs: ['a:1'], tls: { enabled: true, certificate: '/c.pem' } }, 'redis.tls.key'],
+    [
+      'a certificate without its key',
+      { addrs: ['a:1'], tls: { enabled: true, certificate: '/c.pem' } },
+      'redis.tls.key',
+    ],
     ['a db beyond 15', { addrs: ['a:1'], db: 16 }, 'redis.db'],
     ['an unknown key', { addrs: ['a:1'], sentinel: true }, 'redis'],
   ] as const) {
@@ -60,7 +64,10 @@ describe('config/redis', function () {
 
   it('requires a redis section for the redis cache, naming it', function () {
     const found = problems({ storage: { inmemory: {}, cache: { blobdescriptor: 'redis' } } });
-    assert.ok(found.some((p) => p.startsWith('redis:')), JSON.stringify(found));
+    assert.ok(
+      found.some((p) => p.startsWith('redis:')),
+      JSON.stringify(found),
+    );
   });
 
   it('takes the cache and redis settings from REGISTRY_* variables', async function () {

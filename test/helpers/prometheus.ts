@@ -27,9 +27,14 @@ export function parseMetrics(text: string): Sample[] {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (m === null) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] ?? ''] = unescape(l[2] ?? '');
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[l[1] ?? ''] = unescape(l[2] ?? '');
     const raw = m[3] ?? 'NaN';
-    samples.push({ name: m[1] ?? '', labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
+    samples.push({
+      name: m[1] ?? '',
+      labels,
+      value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw),
+    });
   }
   return samples;
 }
@@ -129,7 +134,8 @@ export async function startPrometheus(targets: readonly string[], intervalSecond
     query: async (promql) => {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
       const body = (await res.json()) as QueryResponse;
-      if (body.status !== 'success' || body.data === undefined) throw new Error(`query ${promql} failed: ${body.error ?? res.status}`);
+      if (body.status !== 'success' || body.data === undefined)
+        throw new Error(`query ${promql} failed: ${body.error ?? res.status}`);
       return body.data.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
     },
   };

@@ -34,7 +34,10 @@ export async function headBlob(url: string, name: string, digest: string): Promi
 
 /** A monolithic upload (POST with ?digest=); asserts 201. */
 export async function uploadBlob(url: string, name: string, blob: Blob): Promise<void> {
-  const res = await fetch(`${url}/v2/${name}/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', body: blob.bytes });
+  const res = await fetch(`${url}/v2/${name}/blobs/uploads/?digest=${blob.digest}`, {
+    method: 'POST',
+    body: blob.bytes,
+  });
   assert.equal(res.status, 201, `upload of ${blob.digest} to ${name}: ${await res.text()}`);
 }
 
@@ -75,7 +78,10 @@ export interface Image {
 }
 
 export function randomImage(layers = 1, layerSize = 2048): Image {
-  const config = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') })), OCI_CONFIG);
+  const config = blobOf(
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') })),
+    OCI_CONFIG,
+  );
   const ls = Array.from({ length: layers }, () => randomBlob(layerSize));
   const manifest = imageManifest(config, ls);
   return { config, layers: ls, manifest, digest: sha256(manifest) };

@@ -58,15 +58,34 @@ export interface RedisServer {
   dispose(): Promise<void>;
 }
 
-async function launch(port: number, dir: string, options: RedisServerOptions): Promise<{ child: ChildProcess; output: () => string }> {
+async function launch(
+  port: number,
+  dir: string,
+  options: RedisServerOptions,
+): Promise<{ child: ChildProcess; output: () => string }> {
   const base = options.tls === true ? ['--port', '0', '--tls-port', String(port)] : ['--port', String(port)];
   const args =
     options.sentinelConfig !== undefined
       ? [join(dir, 'sentinel.conf'), '--sentinel', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir]
-      : [...base, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', '', ...(options.args ?? [])];
+      : [
+          ...base,
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+          '--logfile',
+          '',
+          ...(options.args ?? []),
+        ];
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
   let output = '';
-  const ready = options.ready ?? (options.sentinelConfig !== undefined ? /Sentinel ID is|\+monitor master/ : /Ready to accept connections/);
+  const ready =
+    options.ready ??
+    (options.sentinelConfig !== undefined ? /Sentinel ID is|\+monitor master/ : /Ready to accept connections/);
   const started = new Promise<void>((resolve, reject) => {
     const onData = (d: Buffer): void => {
       output += d.toString();
@@ -79,7 +98,10 @@ async function launch(port: number, dir: string, options: RedisServerOptions): P
   });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis-server not ready in ${STARTUP_MS}ms: ${output.slice(-2000)}`)), STARTUP_MS);
+    timer = setTimeout(
+      () => reject(new Error(`redis-server not ready in ${STARTUP_MS}ms: ${output.slice(-2000)}`)),
+      STARTUP_MS,
+    );
   });
   try {
     await Promise.race([started, timeout]);
@@ -121,7 +143,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       addr: `127.0.0.1:${port}`,
       dir,
       output: () => running.output(),
-      client: (extra = {}) => new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1, ...extra }),
+      client: (extra = {}) =>
+        new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1, ...extra }),
       stop: () => ended(running.child, 'SIGTERM'),
       kill: () => ended(running.child, 'SIGKILL'),
       pause: () => void running.child.kill('SIGSTOP'),
@@ -149,7 +172,12 @@ export async function redisCli(args: readonly string[], timeoutMs = 30_000): Pro
 }
 
 /** Waits until `probe` resolves true, polling every `everyMs`; rejects with `what` after `timeoutMs`. */
-export async function eventually(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000, everyMs = 25): Promise<void> {
+export async function eventually(
+  probe: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+  everyMs = 25,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return;

@@ -5,15 +5,7 @@ import assert from 'node:assert/strict';
 import type { RawConfig } from '../../src/config/schema.js';
 import { startInProcess, type InProcessRegistry } from '../helpers/harness.js';
 import { scrape, sumOf, type Sample } from '../helpers/prometheus.js';
-import {
-  deleteBlob,
-  headBlob,
-  pushImage,
-  putManifest,
-  randomBlob,
-  randomImage,
-  uploadBlob,
-} from '../helpers/push.js';
+import { deleteBlob, headBlob, pushImage, putManifest, randomBlob, randomImage, uploadBlob } from '../helpers/push.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 type Kind = 'inmemory' | 'redis' | 'two-tier';
@@ -107,7 +99,11 @@ describe('descriptor cache metrics in a running registry @integration', function
         const start = await read();
         await uploadBlob(berth.url, 'exact/counts', blob);
         const pushed = delta(await read(), start);
-        assert.deepEqual(pushed.requests, { memory: 0, redis: 0 }, 'a monolithic upload stats nothing through the cache');
+        assert.deepEqual(
+          pushed.requests,
+          { memory: 0, redis: 0 },
+          'a monolithic upload stats nothing through the cache',
+        );
 
         // First HEAD: the repository lookup misses, storage checks the link and asks the global store, which misses.
         assert.equal(await headBlob(berth.url, 'exact/counts', blob.digest), 200);
@@ -152,7 +148,9 @@ describe('descriptor cache metrics in a running registry @integration', function
         await uploadBlob(berth.url, 'mount/src', blob);
         assert.equal(await headBlob(berth.url, 'mount/src', blob.digest), 200);
         const before = await read();
-        const res = await fetch(`${berth.url}/v2/mount/dst/blobs/uploads/?mount=${blob.digest}&from=mount/src`, { method: 'POST' });
+        const res = await fetch(`${berth.url}/v2/mount/dst/blobs/uploads/?mount=${blob.digest}&from=mount/src`, {
+          method: 'POST',
+        });
         assert.equal(res.status, 201);
         assert.deepEqual(delta(await read(), before).hits, firstTier(kind, 1));
         assert.equal(await headBlob(berth.url, 'mount/dst', blob.digest), 200);

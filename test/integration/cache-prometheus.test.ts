@@ -47,7 +47,8 @@ describe('cache hit ratio through a real Prometheus @integration', function () {
 
     const blobs = Array.from({ length: 3 }, () => randomBlob(256));
     for (const b of blobs) await uploadBlob(berth.url, 'prom/ratio', b);
-    for (let i = 0; i < 10; i++) for (const b of blobs) assert.equal(await headBlob(berth.url, 'prom/ratio', b.digest), 200);
+    for (let i = 0; i < 10; i++)
+      for (const b of blobs) assert.equal(await headBlob(berth.url, 'prom/ratio', b.digest), 200);
     for (let i = 0; i < 4; i++) assert.equal(await headBlob(berth.url, 'prom/ratio', randomBlob(8).digest), 404);
 
     const samples: Sample[] = await scrape(berth.debugUrl);
@@ -80,13 +81,24 @@ describe('cache hit ratio through a real Prometheus @integration', function () {
       const expected = direct[tier]!.hits / direct[tier]!.requests;
       const fromInstant = instant.find((r) => r.labels['tier'] === tier)?.value;
       const fromRate = rated.find((r) => r.labels['tier'] === tier)?.value;
-      assert.ok(fromInstant !== undefined && Math.abs(fromInstant - expected) < 1e-12, `${tier}: ${fromInstant} vs ${expected}`);
-      assert.ok(fromRate !== undefined && Math.abs(fromRate - expected) < 1e-9, `${tier} (rate): ${fromRate} vs ${expected}`);
+      assert.ok(
+        fromInstant !== undefined && Math.abs(fromInstant - expected) < 1e-12,
+        `${tier}: ${fromInstant} vs ${expected}`,
+      );
+      assert.ok(
+        fromRate !== undefined && Math.abs(fromRate - expected) < 1e-9,
+        `${tier} (rate): ${fromRate} vs ${expected}`,
+      );
     }
-    const overall = await promValue('sum(registry_storage_cache_hits_total) / sum(registry_storage_cache_requests_total)');
+    const overall = await promValue(
+      'sum(registry_storage_cache_hits_total) / sum(registry_storage_cache_requests_total)',
+    );
     const expectedOverall = TIERS.reduce((s, t) => s + direct[t]!.hits, 0) / totalRequests;
     assert.ok(overall !== undefined && Math.abs(overall - expectedOverall) < 1e-12);
     assert.equal(await promValue('sum(registry_storage_cache_errors_total)'), 0);
-    assert.ok(((await promValue('sum(registry_storage_cache_redis_seconds_count)')) ?? 0) > 0, 'redis latency is scraped too');
+    assert.ok(
+      ((await promValue('sum(registry_storage_cache_redis_seconds_count)')) ?? 0) > 0,
+      'redis latency is scraped too',
+    );
   });
 });

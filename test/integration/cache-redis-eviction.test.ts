@@ -59,7 +59,9 @@ describe('redis with a small maxmemory @integration', function () {
           });
         }
         // Another repository never sees these blobs, cached or not.
-        await inParallel(placed.slice(0, 60), async ({ blob }) => assert.equal(await headBlob(url, 'evict/other', blob.digest), 404));
+        await inParallel(placed.slice(0, 60), async ({ blob }) =>
+          assert.equal(await headBlob(url, 'evict/other', blob.digest), 404),
+        );
 
         const stats = await admin.info('stats');
         const samples = await scrape(berth.debugUrl);

@@ -66,25 +66,37 @@ describe('descriptor cache across two registry processes @integration', function
 
           const [deleter, other] = cycle % 2 === 0 ? [one, two] : [two, one];
           await deleteBlob(deleter.url, 'shared/app', layer.digest);
-          assert.equal(await headBlob(other.url, 'shared/app', layer.digest), 404, `cycle ${cycle}: stale on the other replica`);
+          assert.equal(
+            await headBlob(other.url, 'shared/app', layer.digest),
+            404,
+            `cycle ${cycle}: stale on the other replica`,
+          );
           assert.equal(await headBlob(deleter.url, 'shared/app', layer.digest), 404);
 
           // A client pushing the image again HEADs first: a stale 200 would skip the upload and fail the manifest.
           await pushImage(other.url, 'shared/app', 'v1', image);
           assert.equal(await headBlob(deleter.url, 'shared/app', layer.digest), 200);
         }
-        for (const r of [one, two]) assert.equal(sumOf(await scrape(r.debugUrl), 'registry_storage_cache_errors_total'), 0);
+        for (const r of [one, two])
+          assert.equal(sumOf(await scrape(r.debugUrl), 'registry_storage_cache_errors_total'), 0);
       });
 
       it('forgets a deleted manifest on both replicas and accepts it again', async function () {
         const [one, two] = [a!, b!];
         const image = randomImage(1);
         await pushImage(one.url, 'shared/man', 'latest', image);
-        assert.equal((await fetch(`${two.url}/v2/shared/man/manifests/${image.digest}`, { method: 'HEAD' })).status, 200);
+        assert.equal(
+          (await fetch(`${two.url}/v2/shared/man/manifests/${image.digest}`, { method: 'HEAD' })).status,
+          200,
+        );
         await deleteManifest(one.url, 'shared/man', image.digest);
-        assert.equal((await fetch(`${two.url}/v2/shared/man/manifests/${image.digest}`, { method: 'HEAD' })).status, 404);
+        assert.equal(
+          (await fetch(`${two.url}/v2/shared/man/manifests/${image.digest}`, { method: 'HEAD' })).status,
+          404,
+        );
         // The blobs stay linked after a manifest delete, so the push succeeds without uploading them again.
-        for (const blob of [...image.layers, image.config]) assert.equal(await headBlob(two.url, 'shared/man', blob.digest), 200);
+        for (const blob of [...image.layers, image.config])
+          assert.equal(await headBlob(two.url, 'shared/man', blob.digest), 200);
         await pushImage(two.url, 'shared/man', 'latest', image);
         assert.equal((await fetch(`${one.url}/v2/shared/man/manifests/latest`, { method: 'HEAD' })).status, 200);
       });

@@ -25,7 +25,10 @@ const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 let counter = 0;
 /** A digest no other test uses. */
 export function uniqueDigest(algorithm: 'sha256' | 'sha512' = 'sha256'): Digest {
-  return digestOf(algorithm, createHash(algorithm).update(`cache-suite ${process.pid} ${Date.now()} ${counter++}`).digest('hex'));
+  return digestOf(
+    algorithm,
+    createHash(algorithm).update(`cache-suite ${process.pid} ${Date.now()} ${counter++}`).digest('hex'),
+  );
 }
 
 function descriptor(digest: Digest, size = 1234, mediaType = LAYER): BlobDescriptor {
@@ -216,7 +219,9 @@ export function runCacheSuite(name: string, factory: (registry: Registry) => Pro
       for (const scope of scopes) storage.remove(scope, d.digest);
       await cache.invalidate(undefined, d.digest);
       for (const s of statters) await rejectsUnknown(s.stat(d.digest));
-      scopes.forEach((scope, i) => assert.equal(storage.asked(scope, d.digest), before[i]! + 1, `${scope} asked again`));
+      scopes.forEach((scope, i) =>
+        assert.equal(storage.asked(scope, d.digest), before[i]! + 1, `${scope} asked again`),
+      );
     });
 
     it('caches again after an invalidation when the blob comes back', async function () {
