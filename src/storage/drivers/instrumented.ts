@@ -92,7 +92,8 @@ class ByteCounter extends Transform {
   readonly #count: (n: number) => void;
 
   constructor(count: (n: number) => void) {
-    super();
+    // As large as the drivers' read chunks, so counting adds no extra backpressure round per chunk.
+    super({ highWaterMark: 1 << 20 });
     this.#count = count;
   }
 
