@@ -12,7 +12,26 @@ import { stringify } from 'yaml';
 export const REGISTRY_IDS = ['berth', 'dist3', 'dist28'] as const;
 export type RegistryId = (typeof REGISTRY_IDS)[number];
 
-export type CacheMode = 'none' | 'inmemory';
+/** `twotier` is Berth's in-process LRU in front of Redis; Distribution has no such mode. */
+export const CACHE_MODES = ['none', 'inmemory', 'redis', 'twotier'] as const;
+export type CacheMode = (typeof CACHE_MODES)[number];
+
+/**
+ * Redis client settings written into every registry's config alike: Berth's default timeouts, and a connection pool
+ * for Distribution large enough that 32 concurrent requests never wait for (or keep redialling) a connection.
+ * Berth multiplexes one connection, so it has no pool to size.
+ */
+const REDIS_TIMEOUTS = { dialtimeout: '2s', readtimeout: '200ms', writetimeout: '200ms' } as const;
+const REDIS_POOL_SIZE = 64;
+
+interface ConfigInput {
+  readonly root: string;
+  readonly port: number;
+  readonly debugPort: number;
+  readonly cache: CacheMode;
+  /** The registry's own redis-server, for the `redis` and `twotier` modes. */
+  readonly redisPort: number | undefined;
+}
 
 /** The repository root, found from this file's place in dist/bench/. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,12 +41,22 @@ interface Flavour {
   readonly command: string;
   readonly args: (configFile: string) => string[];
   /** The registry's own config for one benchmark run. */
-  readonly config: (o: { root: string; port: number; debugPort: number; cache: CacheMode }) => object;
+  readonly config: (o: ConfigInput) => object;
   readonly version: () => string;
 }
 
-/** Keys both Distribution versions read the same way; only the blob descriptor cache varies between runs. */
-function distributionConfig(o: { root: string; port: number; cache: CacheMode }): object {
+function needRedisPort(o: ConfigInput): number {
+  if (o.redisPort === undefined) throw new Error(`cache mode ${o.cache} needs a redis-server port`);
+  return o.redisPort;
+}
+
+/**
+ * Keys both Distribution versions read the same way; only the blob descriptor cache varies between runs, and the
+ * `redis` section, whose keys differ between versions, comes from `redisSection`.
+ */
+function distributionConfig(o: ConfigInput, redisSection: (port: number) => object): object {
+  if (o.cache === 'twotier') throw new Error('Distribution has no two-tier cache; run it with redis');
+  const redis = o.cache === 'redis' ? { redis: redisSection(needRedisPort(o)) } : {};
   return {
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
@@ -36,10 +65,11 @@ function distributionConfig(o: { root: string; port: number; cache: CacheMode })
       delete: { enabled: true },
       // The purger walks the storage tree; no registry should do that in the middle of a measurement.
       maintenance: { uploadpurging: { enabled: false } },
-      ...(o.cache === 'inmemory' ? { cache: { blobdescriptor: 'inmemory' } } : {}),
+      ...(o.cache === 'none' ? {} : { cache: { blobdescriptor: o.cache } }),
     },
     // A fixed secret only silences the "generated random secret" warning; uploads stay on one instance anyway.
     http: { addr: `127.0.0.1:${o.port}`, secret: 'berth-bench' },
+    ...redis,
   };
 }
 
@@ -59,18 +89,22 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
     label: 'Berth',
     command: process.execPath,
     args: (configFile) => [join(REPO_ROOT, 'dist/src/cli/main.js'), 'serve', '--config', configFile],
-    config: (o) => ({
-      version: 0.1,
-      log: { level: 'warn', accesslog: { disabled: true } },
-      storage: {
-        filesystem: { rootdirectory: o.root },
-        delete: { enabled: true },
-        maintenance: { uploadpurging: { enabled: false } },
-        cache: { blobdescriptor: o.cache },
-      },
-      // Berth always serves health and metrics on a second port; it gets its own so nothing collides.
-      http: { addr: `127.0.0.1:${o.port}`, debug: { addr: `127.0.0.1:${o.debugPort}` } },
-    }),
+    config: (o) => {
+      const redis = o.cache === 'redis' || o.cache === 'twotier';
+      return {
+        version: 0.1,
+        log: { level: 'warn', accesslog: { disabled: true } },
+        storage: {
+          filesystem: { rootdirectory: o.root },
+          delete: { enabled: true },
+          maintenance: { uploadpurging: { enabled: false } },
+          cache: redis ? { blobdescriptor: 'redis', twotier: o.cache === 'twotier' } : { blobdescriptor: o.cache },
+        },
+        // Berth always serves health and metrics on a second port; it gets its own so nothing collides.
+        http: { addr: `127.0.0.1:${o.port}`, debug: { addr: `127.0.0.1:${o.debugPort}` } },
+        ...(redis ? { redis: { addrs: [`127.0.0.1:${needRedisPort(o)}`], db: 0, ...REDIS_TIMEOUTS } } : {}),
+      };
+    },
     version: () => {
       const pkg: unknown = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
       const v = typeof pkg === 'object' && pkg !== null && 'version' in pkg ? String(pkg.version) : '?';
@@ -87,14 +121,29 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
     label: 'Distribution 3',
     command: join(REPO_ROOT, '.tools/bin/registry-v3'),
     args: (configFile) => ['serve', configFile],
-    config: distributionConfig,
+    // go-redis universal options: a list of addresses, pool sized by `poolsize`.
+    config: (o) =>
+      distributionConfig(o, (port) => ({
+        addrs: [`127.0.0.1:${port}`],
+        db: 0,
+        ...REDIS_TIMEOUTS,
+        poolsize: REDIS_POOL_SIZE,
+        maxidleconns: REDIS_POOL_SIZE,
+      })),
     version: () => versionOf(join(REPO_ROOT, '.tools/bin/registry-v3')),
   },
   dist28: {
     label: 'Distribution 2.8',
     command: '/usr/bin/docker-registry',
     args: (configFile) => ['serve', configFile],
-    config: distributionConfig,
+    // redigo: one address; without `pool.maxidle` every cache operation would dial a new connection.
+    config: (o) =>
+      distributionConfig(o, (port) => ({
+        addr: `127.0.0.1:${port}`,
+        db: 0,
+        ...REDIS_TIMEOUTS,
+        pool: { maxidle: REDIS_POOL_SIZE, maxactive: REDIS_POOL_SIZE, idletimeout: '300s' },
+      })),
     version: () => versionOf('/usr/bin/docker-registry'),
   },
 };
@@ -109,6 +158,8 @@ export interface RunningRegistry {
   readonly version: string;
   readonly pid: number;
   readonly baseUrl: URL;
+  /** Berth's debug listener (health and /metrics); Distribution runs without one. */
+  readonly debugUrl: URL | undefined;
   readonly logFile: string;
   /** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
@@ -116,9 +167,15 @@ export interface RunningRegistry {
 
 const children = new Set<ChildProcess>();
 
-/** Kills every registry still running, synchronously: for process exit, where nothing asynchronous runs any more. */
+/** Kills every registry and redis-server still running, synchronously: for process exit, when nothing async runs. */
 export function killAllNow(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/** Puts a helper process (a redis-server) under the same guarantee as the registries: `killAllNow` ends it too. */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
 }
 
 /** A port nobody listens on right now: the kernel picks one for port 0, and we release it for the registry. */
@@ -172,6 +229,8 @@ export interface StartOptions {
   /** A directory of its own for the registry: storage, config and log go in it. */
   readonly dir: string;
   readonly cache: CacheMode;
+  /** Port of the registry's own redis-server; required for the `redis` and `twotier` modes. */
+  readonly redisPort?: number;
   /** How long to wait for GET /v2/ to answer 200. */
   readonly readyTimeoutMs?: number;
 }
@@ -188,7 +247,10 @@ export async function startRegistry(id: RegistryId, options: StartOptions): Prom
   const port = await freePort();
   const debugPort = await freePort();
   const configFile = join(options.dir, 'config.yml');
-  await writeFile(configFile, stringify(flavour.config({ root, port, debugPort, cache: options.cache })));
+  await writeFile(
+    configFile,
+    stringify(flavour.config({ root, port, debugPort, cache: options.cache, redisPort: options.redisPort })),
+  );
   const logFile = join(options.dir, 'registry.log');
 
   // Output goes straight to a file, so the benchmark's own event loop never spends time relaying registry logs.
@@ -234,7 +296,8 @@ export async function startRegistry(id: RegistryId, options: StartOptions): Prom
     if (lastStatus === 200) {
       const pid = child.pid;
       if (pid === undefined) break;
-      return { id, label: flavour.label, version: flavour.version(), pid, baseUrl, logFile, stop };
+      const debugUrl = id === 'berth' ? new URL(`http://127.0.0.1:${debugPort}`) : undefined;
+      return { id, label: flavour.label, version: flavour.version(), pid, baseUrl, debugUrl, logFile, stop };
     }
   }
   await stop(1000);

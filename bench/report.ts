@@ -38,7 +38,7 @@ export interface RegistryResults {
   memory?: MemoryResult;
 }
 
-type Better = 'higher' | 'lower';
+export type Better = 'higher' | 'lower';
 
 interface Target {
   /** Minimum ratio (oriented, > 1 favours Berth) against Distribution 3 and 2.8. */
@@ -205,7 +205,12 @@ export interface Row {
  * Orients a comparison so that > 1 favours Berth. For memory growth near zero the quotient is meaningless,
  * so a floor of 1 MiB (and of 0.001 for other units) keeps it finite.
  */
-function ratio(berth: number | undefined, other: number | undefined, better: Better, unit: string): number | undefined {
+export function ratio(
+  berth: number | undefined,
+  other: number | undefined,
+  better: Better,
+  unit: string,
+): number | undefined {
   if (berth === undefined || other === undefined || !Number.isFinite(berth) || !Number.isFinite(other))
     return undefined;
   const floor = unit === 'MiB' ? 1 : 1e-3;
@@ -259,12 +264,12 @@ export function buildRows(
   });
 }
 
-function fmt(v: number | undefined, digits: number): string {
+export function fmt(v: number | undefined, digits: number): string {
   if (v === undefined || !Number.isFinite(v)) return '—';
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-function fmtRatio(r: number | undefined, min: number | undefined): string {
+export function fmtRatio(r: number | undefined, min: number | undefined): string {
   if (r === undefined) return '—';
   const text = `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
   if (min === undefined) return text;

@@ -8,6 +8,7 @@
 //   BENCH_DURATION, BENCH_WARMUP (seconds), BENCH_CONNECTIONS, BENCH_REPEAT (transfers per measurement; median kept)
 //   BENCH_REGISTRIES=berth,dist3,dist28   a subset, while working on the harness
 //   BENCH_TMPDIR (default: the OS temp dir), BENCH_KEEP=1 to leave the temp dir (configs, logs, storage) behind
+//   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -16,7 +17,20 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { format } from 'prettier';
+import { runCacheSuite } from './cache.js';
 import { RegistryClient, type FileRange } from './client.js';
+import {
+  envNumber,
+  median,
+  MIB,
+  OCI_CONFIG,
+  OCI_LAYER,
+  OCI_MANIFEST,
+  progress,
+  registriesFromEnv,
+  rotated,
+  sha256,
+} from './common.js';
 import { runLoad, type LoadSpec } from './load.js';
 import { cpuSeconds, rssMiB, RssSampler, type RssSummary } from './proc.js';
 import {
@@ -40,35 +54,13 @@ import {
   type TransferResult,
 } from './report.js';
 
-const MIB = 1024 * 1024;
-
-function progress(message: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new Error(`${name}=${raw}: expected a number from ${min} to ${max}`);
-  return n;
-}
-
 function readSettings() {
   const quick = process.env['BENCH_QUICK'] === '1';
   const cacheRaw = process.env['BENCH_CACHE'] ?? 'none';
   if (cacheRaw !== 'none' && cacheRaw !== 'inmemory')
     throw new Error(`BENCH_CACHE=${cacheRaw}: expected none or inmemory`);
   const cache: CacheMode = cacheRaw;
-  const only = (process.env['BENCH_REGISTRIES'] ?? REGISTRY_IDS.join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const registries = REGISTRY_IDS.filter((id) => only.includes(id));
-  const unknown = only.filter((s) => !(REGISTRY_IDS as readonly string[]).includes(s));
-  if (unknown.length > 0 || registries.length === 0)
-    throw new Error(`BENCH_REGISTRIES: choose from ${REGISTRY_IDS.join(', ')}`);
+  const registries = registriesFromEnv();
   return {
     quick,
     cache,
@@ -127,7 +119,6 @@ async function generateData(dir: string, blobMiB: number, bigMiB: number): Promi
   };
 }
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MANIFEST_ACCEPT = [
   OCI_MANIFEST,
   'application/vnd.oci.image.index.v1+json',
@@ -141,10 +132,6 @@ interface SeedImage {
   /** The layer the HEAD load asks for. */
   readonly headDigest: string;
   readonly headSize: number;
-}
-
-function sha256(b: Buffer): string {
-  return `sha256:${createHash('sha256').update(b).digest('hex')}`;
 }
 
 /** A small image (config + two layers + manifest) that every registry gets, byte for byte. */
@@ -162,9 +149,9 @@ function makeSeedImage(): SeedImage {
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      config: { mediaType: OCI_CONFIG, digest: sha256(config), size: config.length },
       layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        mediaType: OCI_LAYER,
         digest: sha256(l),
         size: l.length,
       })),
@@ -196,12 +183,6 @@ function settleDisk(): void {
   } catch {
     // without sync the numbers are only noisier
   }
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? Number.NaN) : ((s[mid - 1] ?? Number.NaN) + (s[mid] ?? Number.NaN)) / 2;
 }
 
 /** Runs one transfer `repeat` times, timing each, and keeps the median rate and server CPU per GiB. */
@@ -254,12 +235,6 @@ function loadSpec(kind: LoadKind, base: URL, image: SeedImage): LoadSpec {
     case 'getBase':
       return { method: 'GET', url: new URL('/v2/', base) };
   }
-}
-
-/** The order registries take a step in: rotated each step, so no registry always goes first on a drifting machine. */
-function rotated<T>(items: readonly T[], by: number): T[] {
-  const k = items.length === 0 ? 0 : by % items.length;
-  return [...items.slice(k), ...items.slice(0, k)];
 }
 
 interface Step {
@@ -474,8 +449,12 @@ async function main(): Promise<void> {
   }
 }
 
+// BENCH_SUITE picks the comparison: unset (or `registry`) is the one above; `cache` is cache.ts's per-cache-mode one.
+const suite = process.env['BENCH_SUITE'] ?? '';
 try {
-  await main();
+  if (suite === '' || suite === 'registry') await main();
+  else if (suite === 'cache') await runCacheSuite();
+  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default) or cache`);
 } catch (err) {
   progress(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   killAllNow();

@@ -1,7 +1,7 @@
 // The filesystem driver, Berth's embedded default. Small files are replaced by write-to-temp-then-rename, so a
 // crash leaves either the old or the new content; renames within one root are atomic.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
@@ -33,6 +33,9 @@ function mapError(err: unknown, path: string): unknown {
 }
 
 const TEMP_MARK = '.tmp-';
+/** A synchronous stat slower than this moves stats to the thread pool for ASYNC_STATS_FOR_MS. */
+const SYNC_STAT_BUDGET_MS = 1;
+const ASYNC_STATS_FOR_MS = 10_000;
 /** Files up to this size are kept by getContent's stat-validated cache. */
 const SMALL_FILE = 4096;
 
@@ -51,6 +54,8 @@ function sameFile(st: Stats, f: SmallFile): boolean {
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly #root: string;
+  /** Until when (performance.now()) stats go to the thread pool, after a synchronous one was slow. */
+  #asyncStatsUntil = 0;
   /** Small files (links, tags, upload markers) by full path, validated by stat on every read. */
   readonly #small = new LRUCache<string, SmallFile>({ max: 50_000 });
 
@@ -69,7 +74,7 @@ export class FilesystemDriver implements StorageDriver {
       if (cached !== undefined) {
         // One stat instead of open/fstat/read/close. Files are only ever replaced by rename, never rewritten in
         // place, so an unchanged inode, size and times mean unchanged bytes, whichever process wrote them.
-        if (sameFile(await fsp.stat(full), cached)) return Buffer.from(cached.data);
+        if (sameFile(await this.#statFull(full), cached)) return Buffer.from(cached.data);
         this.#small.delete(full);
       }
       const handle = await fsp.open(full, 'r');
@@ -195,10 +200,30 @@ export class FilesystemDriver implements StorageDriver {
     };
   }
 
+  /**
+   * stat(2) of a full path. Metadata lookups are the hot path of HEAD and manifest GET, and on a local disk a
+   * synchronous stat of a cached entry takes a microsecond or two, where the thread pool's round trip costs tens.
+   * So stats run synchronously while they stay fast; one slower than SYNC_STAT_BUDGET_MS (a cold cache, a network
+   * filesystem) sends them to the thread pool for a while, so a slow disk never stalls the event loop for long.
+   */
+  async #statFull(full: string): Promise<Stats> {
+    const now = performance.now();
+    if (now < this.#asyncStatsUntil) return fsp.stat(full);
+    let st: Stats | undefined;
+    try {
+      st = statSync(full, { throwIfNoEntry: false });
+    } finally {
+      if (performance.now() - now > SYNC_STAT_BUDGET_MS) this.#asyncStatsUntil = performance.now() + ASYNC_STATS_FOR_MS;
+    }
+    if (st === undefined)
+      throw Object.assign(new Error(`ENOENT: no such file or directory, stat '${full}'`), { code: 'ENOENT' });
+    return st;
+  }
+
   async stat(path: string): Promise<FileInfo> {
     let st: Stats;
     try {
-      st = await fsp.stat(this.#full(path));
+      st = await this.#statFull(this.#full(path));
     } catch (err) {
       throw mapError(err, path);
     }
