@@ -2,7 +2,20 @@
 // targets beside them, and Berth's two-tier cache set against its plain Redis cache.
 import type { LoadResult } from './load.js';
 import type { CacheMode, RegistryId } from './registries.js';
-import { fmt, fmtRatio, ratio, type Better } from './report.js';
+import {
+  allMet,
+  comparisonCells,
+  comparisonHeader,
+  loadFailures,
+  measure,
+  ratio,
+  ratioChecks,
+  ratioTargetParts,
+  type Better,
+  type Measured,
+  type MetricDef,
+  type RatioTarget,
+} from './report.js';
 
 export interface PutResult {
   /** Each timed PUT, in order. */
@@ -40,41 +53,27 @@ export interface ModeResult {
 
 export type ModeResults = Partial<Record<RegistryId, ModeResult>>;
 
-interface Target {
-  /** Minimum oriented ratio against Distribution 3 and 2.8. */
-  readonly dist3?: number;
-  readonly dist28?: number;
+interface Target extends RatioTarget {
   /** Bounds on Berth's own value. */
   readonly berthMin?: number;
   readonly berthMax?: number;
 }
 
-interface MetricDef {
-  readonly name: string;
-  readonly unit: string;
-  readonly better: Better;
-  readonly digits: number;
-  readonly value: (r: ModeResult) => number | undefined;
-  readonly warning?: (r: ModeResult) => string | undefined;
-  readonly target?: Target;
+interface ModeMetric extends MetricDef<ModeResult, Target> {
   /** Below this, Berth's value is under the measurement's resolution and a quotient would be noise: no ratio. */
   readonly ratioFloor?: number;
 }
 
-export interface CacheRow {
+export interface CacheRow extends Measured {
   /** The cache mode, or `twotier÷redis` for rows comparing Berth with itself. */
   readonly mode: string;
   readonly metric: string;
   readonly unit: string;
   readonly better: Better;
   readonly digits: number;
-  readonly values: Partial<Record<RegistryId, number>>;
-  /** Oriented so that > 1 means Berth is better. */
-  readonly ratios: { readonly vsDist3?: number; readonly vsDist28?: number };
   readonly target?: Target;
   readonly targetText?: string;
   readonly targetMet?: boolean;
-  readonly warnings: readonly string[];
 }
 
 export const MODE_LABELS: Readonly<Record<CacheMode, string>> = {
@@ -86,16 +85,15 @@ export const MODE_LABELS: Readonly<Record<CacheMode, string>> = {
 
 function headWarning(r: ModeResult): string | undefined {
   const parts: string[] = [];
-  const l = r.head;
-  if (l !== undefined && l.non2xx + l.errors + l.timeouts > 0)
-    parts.push(`${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts`);
+  const failures = loadFailures(r.head);
+  if (failures !== undefined) parts.push(failures);
   if (r.storage !== undefined && r.storage.cacheErrors > 0) parts.push(`${r.storage.cacheErrors} cache errors`);
   return parts.length === 0 ? undefined : parts.join(', ');
 }
 
-function metricDefs(mode: CacheMode, layers: number): MetricDef[] {
+function metricDefs(mode: CacheMode, layers: number): ModeMetric[] {
   const cached = mode !== 'none';
-  const defs: MetricDef[] = [
+  const defs: ModeMetric[] = [
     {
       name: 'HEAD blob',
       unit: 'req/s',
@@ -171,37 +169,27 @@ function metricDefs(mode: CacheMode, layers: number): MetricDef[] {
 
 function targetText(t: Target | undefined): string | undefined {
   if (t === undefined) return undefined;
-  const parts: string[] = [];
-  if (t.dist3 !== undefined) parts.push(`≥${t.dist3}× D3`);
-  if (t.dist28 !== undefined) parts.push(`≥${t.dist28}× D2.8`);
+  const parts = ratioTargetParts(t);
   if (t.berthMin !== undefined) parts.push(`Berth ≥ ${t.berthMin}`);
   if (t.berthMax !== undefined) parts.push(t.berthMax === 0 ? 'Berth = 0' : `Berth ≤ ${t.berthMax}`);
   return parts.join(', ');
 }
 
-function makeRow(mode: string, d: MetricDef, results: ModeResults): CacheRow {
-  const values: Partial<Record<RegistryId, number>> = {};
-  const warnings: string[] = [];
-  for (const [id, r] of Object.entries(results) as [RegistryId, ModeResult][]) {
-    const v = d.value(r);
-    if (v !== undefined) values[id] = v;
-    const w = d.warning?.(r);
-    if (w !== undefined) warnings.push(`${id}: ${w}`);
-  }
-  const measurable = d.ratioFloor === undefined || (values.berth !== undefined && values.berth >= d.ratioFloor);
-  const vsDist3 = measurable ? ratio(values.berth, values.dist3, d.better, d.unit) : undefined;
-  const vsDist28 = measurable ? ratio(values.berth, values.dist28, d.better, d.unit) : undefined;
+function makeRow(mode: string, d: ModeMetric, results: ModeResults): CacheRow {
+  const floor = d.ratioFloor;
+  const { values, ratios, warnings } = measure(
+    d,
+    results,
+    (v) => floor === undefined || (v.berth !== undefined && v.berth >= floor),
+  );
   const t = d.target;
   let targetMet: boolean | undefined;
   if (t !== undefined) {
-    const checks: (boolean | undefined)[] = [];
+    const checks = ratioChecks(t, ratios);
     const b = values.berth;
-    if (t.dist3 !== undefined) checks.push(vsDist3 === undefined ? undefined : vsDist3 >= t.dist3);
-    if (t.dist28 !== undefined) checks.push(vsDist28 === undefined ? undefined : vsDist28 >= t.dist28);
     if (t.berthMin !== undefined) checks.push(b === undefined ? undefined : b >= t.berthMin);
     if (t.berthMax !== undefined) checks.push(b === undefined ? undefined : b <= t.berthMax);
-    // Met only when every part could be checked; with a registry left out, the target stays open.
-    if (!checks.includes(undefined)) targetMet = checks.every((c) => c === true);
+    targetMet = allMet(checks);
   }
   const text = targetText(t);
   return {
@@ -211,7 +199,7 @@ function makeRow(mode: string, d: MetricDef, results: ModeResults): CacheRow {
     better: d.better,
     digits: d.digits,
     values,
-    ratios: { ...(vsDist3 === undefined ? {} : { vsDist3 }), ...(vsDist28 === undefined ? {} : { vsDist28 }) },
+    ratios,
     ...(t === undefined ? {} : { target: t }),
     ...(text === undefined ? {} : { targetText: text }),
     ...(targetMet === undefined ? {} : { targetMet }),
@@ -270,22 +258,14 @@ export function buildCacheRows(
 
 /** The markdown table; ✓/✗ mark targets, ⚠ marks values measured while requests or cache operations failed. */
 export function cacheMarkdownTable(rows: readonly CacheRow[], labels: Readonly<Record<RegistryId, string>>): string {
-  const lines = [
-    `| mode | metric | unit | ${labels.berth} | ${labels.dist3} | ${labels.dist28} | Berth vs D3 | Berth vs D2.8 | target |`,
-    '|---|---|---|--:|--:|--:|--:|--:|---|',
-  ];
+  const lines = [`| mode | metric | unit | ${comparisonHeader(labels)}`, '|---|---|---|--:|--:|--:|--:|--:|---|'];
   for (const row of rows) {
-    const cell = (id: RegistryId): string =>
-      `${fmt(row.values[id], row.digits)}${row.warnings.some((w) => w.startsWith(`${id}:`)) ? ' ⚠' : ''}`;
     const t = row.target;
     // Ratio targets are marked on the ratio; targets on Berth's own value are marked in the target column.
     const ownTarget = t?.berthMin !== undefined || t?.berthMax !== undefined;
     const target =
       (row.targetText ?? '') + (ownTarget && row.targetMet !== undefined ? (row.targetMet ? ' ✓' : ' ✗') : '');
-    lines.push(
-      `| ${row.mode} | ${row.metric} | ${row.unit} | ${cell('berth')} | ${cell('dist3')} | ${cell('dist28')} | ` +
-        `${fmtRatio(row.ratios.vsDist3, t?.dist3)} | ${fmtRatio(row.ratios.vsDist28, t?.dist28)} | ${target} |`,
-    );
+    lines.push(`| ${row.mode} | ${row.metric} | ${row.unit} | ${comparisonCells(row, row.digits, t, target)}`);
   }
   return lines.join('\n');
 }

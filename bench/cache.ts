@@ -9,36 +9,41 @@
 //   BENCH_CACHE_MODES=none,inmemory,redis,twotier   the modes to run (default: all four, in this order)
 //   BENCH_LAYERS (default 50), BENCH_PUTS (timed manifest PUTs per registry and mode; default 100, quick 20)
 import { randomFillSync } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { get } from 'node:http';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { format, resolveConfig } from 'prettier';
 import { buildCacheRows, cacheMarkdownTable, MODE_LABELS, type ModeResult, type ModeResults } from './cache-report.js';
 import { RegistryClient, RegistryError } from './client.js';
 import {
   envNumber,
+  imageConfig,
+  imageManifest,
+  loadSettings,
+  loadSummary,
+  loadText,
+  machineInfo,
+  machineText,
+  markdownReport,
   median,
-  OCI_CONFIG,
-  OCI_LAYER,
   OCI_MANIFEST,
   percentile,
   progress,
   registriesFromEnv,
   rotated,
   sha256,
+  stopOnSignals,
+  workSettings,
+  writeReport,
 } from './common.js';
 import { runLoad } from './load.js';
 import { cpuSeconds } from './proc.js';
 import { descriptorKeys, startRedis, type RunningRedis } from './redis.js';
 import {
   CACHE_MODES,
-  killAllNow,
   labelOf,
   REGISTRY_IDS,
-  REPO_ROOT,
   startRegistry,
   type CacheMode,
   type RegistryId,
@@ -61,14 +66,11 @@ function readSettings() {
     quick,
     modes,
     registries: registriesFromEnv(),
-    durationS: envNumber('BENCH_DURATION', quick ? 2 : 10, 1, 600),
-    warmupS: envNumber('BENCH_WARMUP', quick ? 1 : 3, 0, 120),
-    connections: Math.round(envNumber('BENCH_CONNECTIONS', 32, 1, 1024)),
+    ...loadSettings(quick),
     layers: Math.round(envNumber('BENCH_LAYERS', 50, 1, 1000)),
     // 100 samples make p99 the second-slowest PUT rather than the slowest; they take about a second per registry.
     puts: Math.round(envNumber('BENCH_PUTS', quick ? 20 : 100, 1, 1000)),
-    tmp: process.env['BENCH_TMPDIR'] ?? tmpdir(),
-    keep: process.env['BENCH_KEEP'] === '1',
+    ...workSettings(),
   };
 }
 type Settings = ReturnType<typeof readSettings>;
@@ -84,14 +86,7 @@ interface LayeredImage {
 /** Small random layers (so pushing them costs little) and a config; every registry gets the same bytes. */
 function makeImage(layerCount: number): LayeredImage {
   const layers = Array.from({ length: layerCount }, (_, i) => randomFillSync(Buffer.alloc(1024 + ((i * 37) % 1024))));
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      rootfs: { type: 'layers', diff_ids: layers.map(sha256) },
-      config: {},
-    }),
-  );
+  const config = imageConfig(layers);
   const head = layers[0];
   if (head === undefined) throw new Error('an image needs at least one layer');
   return { config, layers, headDigest: sha256(head), headSize: head.length };
@@ -99,15 +94,7 @@ function makeImage(layerCount: number): LayeredImage {
 
 /** A manifest of the image made distinct by its annotation, so every PUT stores a new manifest. */
 function manifestFor(image: LayeredImage, sequence: number): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: sha256(image.config), size: image.config.length },
-      layers: image.layers.map((l) => ({ mediaType: OCI_LAYER, digest: sha256(l), size: l.length })),
-      annotations: { 'io.berth.bench.sequence': String(sequence) },
-    }),
-  );
+  return imageManifest(image.config, image.layers, { 'io.berth.bench.sequence': String(sequence) });
 }
 
 /**
@@ -264,12 +251,7 @@ function steps(s: Settings, image: LayeredImage): Step[] {
             `, ${operations} storage ops (${out.storage.operationsPerRequest.toFixed(3)}/req), ` +
             `cache ${cache.hits}/${cache.lookups} hits${cache.errors > 0 ? `, ${cache.errors} cache errors` : ''}`;
         }
-        const bad = r.non2xx + r.errors + r.timeouts;
-        progress(
-          `  ${reg.label}: ${Math.round(r.requestsPerSecond)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ` +
-            `${r.serverCpuMicrosPerRequest.toFixed(1)} µs CPU/req${account}` +
-            `${bad > 0 ? `, WARNING ${r.non2xx} non-2xx ${r.errors} errors ${r.timeouts} timeouts` : ''}`,
-        );
+        progress(`  ${reg.label}: ${loadSummary(r, account)}`);
       },
     },
     {
@@ -379,19 +361,11 @@ export async function runCacheSuite(): Promise<void> {
   progress(
     `cache suite${s.quick ? ' (QUICK)' : ''}: modes ${s.modes.join(', ')}; HEAD loads ${s.warmupS}+${s.durationS} s at ` +
       `${s.connections} connections; ${s.puts} manifest PUTs of ${s.layers} layers; ` +
-      `load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+      `load average ${loadText(loadBefore)}`,
   );
 
   const work = await mkdtemp(join(s.tmp, 'berth-bench-cache-'));
-  const abort = (signal: NodeJS.Signals): void => {
-    progress(`${signal}: stopping registries and redis-servers`);
-    killAllNow();
-    if (!s.keep) rmSync(work, { recursive: true, force: true });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
-  process.once('exit', killAllNow);
+  stopOnSignals(work, s.keep, 'registries and redis-servers');
 
   try {
     const image = makeImage(s.layers);
@@ -436,9 +410,9 @@ export async function runCacheSuite(): Promise<void> {
       `Storage ops per HEAD: the change in Berth's registry_storage_action_seconds_count (summed over drivers and ` +
         `actions) over the measured load, ÷ the HEADs it answered meanwhile (registry_http_requests_total); the hit ` +
         `ratio is hits of all tiers ÷ lookups over the same window. Both read once nothing is in flight.`,
-      `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Linux ${release()}; load generator, registries and ` +
-        `redis-servers share it. Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, ` +
-        `after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; 1-minute load as each mode began: ` +
+      `Machine: ${machineText()}; load generator, registries and ` +
+        `redis-servers share it. Load average before ${loadText(loadBefore)}, ` +
+        `after ${loadText(loadAfter)}; 1-minute load as each mode began: ` +
         `${s.modes.map((m) => `${MODE_LABELS[m]} ${modeLoad[m]?.toFixed(2) ?? '?'}`).join(', ')}. ` +
         `Two-tier ÷ redis compares two modes, run a minute or so apart: noise there hits it fully.`,
       `Versions: ${Object.entries(versions)
@@ -446,42 +420,25 @@ export async function runCacheSuite(): Promise<void> {
         .join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
       ...(warnings.length > 0 ? [`⚠ failures during: ${warnings.join('; ')}`] : []),
     ];
-    const markdown = [
+    const markdown = markdownReport(
       `## Blob descriptor cache: Berth vs CNCF Distribution (${startedAt.toISOString()})`,
-      '',
       cacheMarkdownTable(rows, labels),
-      '',
-      ...notes.map((n) => `- ${n}`),
-    ].join('\n');
+      notes,
+    );
     process.stdout.write(`\n${markdown}\n`);
 
-    const resultsDir = join(REPO_ROOT, 'bench', 'results');
-    await mkdir(resultsDir, { recursive: true });
-    const jsonFile = join(resultsDir, 'cache-latest.json');
-    const report = {
+    await writeReport('cache-latest.json', {
       suite: 'cache',
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       settings: { ...s, tmp: undefined, keep: undefined },
-      machine: {
-        cpus: cpus().length,
-        model: cpus()[0]?.model,
-        kernel: release(),
-        node: process.version,
-        loadBefore,
-        loadAfter,
-        loadAtModeStart: modeLoad,
-      },
+      machine: { ...machineInfo(loadBefore, loadAfter), loadAtModeStart: modeLoad },
       versions: { ...versions, redis: redisVersion },
       rows,
       results,
       notes,
       markdown,
-    };
-    // Formatted with the repository's prettier and its settings, since `npm run lint` checks everything under bench/.
-    const style = (await resolveConfig(jsonFile)) ?? {};
-    await writeFile(jsonFile, await format(JSON.stringify(report), { ...style, filepath: jsonFile }));
-    progress(`wrote ${jsonFile}`);
+    });
   } finally {
     if (s.keep) progress(`kept ${work}`);
     else await rm(work, { recursive: true, force: true });

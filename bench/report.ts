@@ -40,36 +40,66 @@ export interface RegistryResults {
 
 export type Better = 'higher' | 'lower';
 
-interface Target {
-  /** Minimum ratio (oriented, > 1 favours Berth) against Distribution 3 and 2.8. */
+/** The part of a target both tables share: minimum ratios (oriented, > 1 favours Berth) against D3 and D2.8. */
+export interface RatioTarget {
   readonly dist3?: number;
   readonly dist28?: number;
+}
+
+interface Target extends RatioTarget {
   /** An absolute ceiling on Berth's own value. */
   readonly berthMax?: number;
 }
 
-interface MetricDef {
+/** One row of a comparison table: how to read its value out of one registry's results `R`, and how to judge it. */
+export interface MetricDef<R, T> {
   readonly name: string;
   readonly unit: string;
   readonly better: Better;
   readonly digits: number;
-  readonly value: (r: RegistryResults) => number | undefined;
+  readonly value: (r: R) => number | undefined;
   /** Why a value is suspect (errors during its run), if it is. */
-  readonly warning?: (r: RegistryResults) => string | undefined;
-  readonly target?: Target;
+  readonly warning?: (r: R) => string | undefined;
+  readonly target?: T;
+}
+
+type RegistryMetric = MetricDef<RegistryResults, Target>;
+
+/** The failed requests of a load run, if any. */
+export function loadFailures(l: LoadResult | undefined): string | undefined {
+  if (l === undefined || l.non2xx + l.errors + l.timeouts === 0) return undefined;
+  return `${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts`;
 }
 
 function loadWarning(kind: LoadKind): (r: RegistryResults) => string | undefined {
-  return (r) => {
-    const l = r.load[kind];
-    if (l === undefined) return undefined;
-    const bad = l.non2xx + l.errors + l.timeouts;
-    return bad > 0 ? `${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts` : undefined;
+  return (r) => loadFailures(r.load[kind]);
+}
+
+/** Server CPU per GiB moved by one kind of transfer. */
+function transferCpu(what: string, transfer: (r: RegistryResults) => TransferResult | undefined): RegistryMetric {
+  return {
+    name: `server CPU, ${what}`,
+    unit: 'CPU s/GiB',
+    better: 'lower',
+    digits: 2,
+    value: (r) => transfer(r)?.serverCpuSecondsPerGiB,
   };
 }
 
-export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: number }): MetricDef[] {
-  const defs: MetricDef[] = [
+/** One of the registry's resident set sizes during the memory test. */
+function rss(name: string, value: (m: MemoryResult) => number, target?: Target): RegistryMetric {
+  return {
+    name,
+    unit: 'MiB',
+    better: 'lower',
+    digits: 1,
+    value: (r) => (r.memory === undefined ? undefined : value(r.memory)),
+    ...(target === undefined ? {} : { target }),
+  };
+}
+
+export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: number }): RegistryMetric[] {
+  const defs: RegistryMetric[] = [
     {
       name: `push ${sizes.blobMiB} MiB, monolithic (POST + PUT)`,
       unit: 'MiB/s',
@@ -94,27 +124,9 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
       value: (r) => r.pull?.mibPerSecond,
       target: { dist3: 1, dist28: 1 },
     },
-    {
-      name: 'server CPU, monolithic push',
-      unit: 'CPU s/GiB',
-      better: 'lower',
-      digits: 2,
-      value: (r) => r.pushMonolithic?.serverCpuSecondsPerGiB,
-    },
-    {
-      name: 'server CPU, chunked push',
-      unit: 'CPU s/GiB',
-      better: 'lower',
-      digits: 2,
-      value: (r) => r.pushChunked?.serverCpuSecondsPerGiB,
-    },
-    {
-      name: 'server CPU, pull',
-      unit: 'CPU s/GiB',
-      better: 'lower',
-      digits: 2,
-      value: (r) => r.pull?.serverCpuSecondsPerGiB,
-    },
+    transferCpu('monolithic push', (r) => r.pushMonolithic),
+    transferCpu('chunked push', (r) => r.pushChunked),
+    transferCpu('pull', (r) => r.pull),
   ];
   for (const kind of LOAD_KINDS) {
     const label = LOAD_LABELS[kind];
@@ -148,57 +160,31 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
     );
   }
   defs.push(
-    {
-      name: 'RSS baseline (before big push)',
-      unit: 'MiB',
-      better: 'lower',
-      digits: 1,
-      value: (r) => r.memory?.baselineMiB,
-    },
-    {
-      name: `RSS peak, ${sizes.bigMiB} MiB push`,
-      unit: 'MiB',
-      better: 'lower',
-      digits: 1,
-      value: (r) => r.memory?.pushPeakMiB,
-    },
-    {
-      name: `RSS growth, ${sizes.bigMiB} MiB push`,
-      unit: 'MiB',
-      better: 'lower',
-      digits: 1,
-      value: (r) => r.memory?.pushGrowthMiB,
-      target: { berthMax: 100 },
-    },
-    {
-      name: `RSS peak, ${sizes.bigMiB} MiB pull`,
-      unit: 'MiB',
-      better: 'lower',
-      digits: 1,
-      value: (r) => r.memory?.pullPeakMiB,
-    },
-    {
-      name: `RSS growth, ${sizes.bigMiB} MiB pull`,
-      unit: 'MiB',
-      better: 'lower',
-      digits: 1,
-      value: (r) => r.memory?.pullGrowthMiB,
-    },
+    rss('RSS baseline (before big push)', (m) => m.baselineMiB),
+    rss(`RSS peak, ${sizes.bigMiB} MiB push`, (m) => m.pushPeakMiB),
+    rss(`RSS growth, ${sizes.bigMiB} MiB push`, (m) => m.pushGrowthMiB, { berthMax: 100 }),
+    rss(`RSS peak, ${sizes.bigMiB} MiB pull`, (m) => m.pullPeakMiB),
+    rss(`RSS growth, ${sizes.bigMiB} MiB pull`, (m) => m.pullGrowthMiB),
   );
   return defs;
 }
 
-export interface Row {
-  readonly metric: string;
-  readonly unit: string;
-  readonly better: Better;
+/** One metric measured on each registry: what both tables' rows hold. */
+export interface Measured {
   readonly values: Partial<Record<RegistryId, number>>;
   /** Oriented so that > 1 means Berth is better: Berth/other for throughput, other/Berth for latency, CPU, memory. */
   readonly ratios: { readonly vsDist3?: number; readonly vsDist28?: number };
+  /** `<registry id>: <why>` for each value measured while requests (or cache operations) failed. */
+  readonly warnings: readonly string[];
+}
+
+export interface Row extends Measured {
+  readonly metric: string;
+  readonly unit: string;
+  readonly better: Better;
   readonly target?: string;
   /** Whether the informative target is met; absent when the row has none or a value is missing. */
   readonly targetMet?: boolean;
-  readonly warnings: readonly string[];
 }
 
 /**
@@ -217,38 +203,73 @@ export function ratio(
   return better === 'higher' ? berth / Math.max(other, floor) : Math.max(other, floor) / Math.max(berth, floor);
 }
 
-function targetText(t: Target | undefined): string | undefined {
-  if (t === undefined) return undefined;
+/** The text of a target's ratio parts. */
+export function ratioTargetParts(t: RatioTarget): string[] {
   const parts: string[] = [];
   if (t.dist3 !== undefined) parts.push(`≥${t.dist3}× D3`);
   if (t.dist28 !== undefined) parts.push(`≥${t.dist28}× D2.8`);
+  return parts;
+}
+
+function targetText(t: Target | undefined): string | undefined {
+  if (t === undefined) return undefined;
+  const parts = ratioTargetParts(t);
   if (t.berthMax !== undefined) parts.push(`Berth < ${t.berthMax}`);
   return parts.join(', ');
 }
 
+/** Whether each ratio part of a target is met; undefined where its ratio is missing. */
+export function ratioChecks(t: RatioTarget, ratios: Measured['ratios']): (boolean | undefined)[] {
+  const checks: (boolean | undefined)[] = [];
+  if (t.dist3 !== undefined) checks.push(ratios.vsDist3 === undefined ? undefined : ratios.vsDist3 >= t.dist3);
+  if (t.dist28 !== undefined) checks.push(ratios.vsDist28 === undefined ? undefined : ratios.vsDist28 >= t.dist28);
+  return checks;
+}
+
+/** Met only when every part could be checked; with a registry left out, the target stays open. */
+export function allMet(checks: readonly (boolean | undefined)[]): boolean | undefined {
+  return checks.includes(undefined) ? undefined : checks.every((c) => c === true);
+}
+
+/**
+ * One metric measured on each registry: its values, the warnings of the runs they come from, and Berth's ratios
+ * against both Distributions (none when `withRatios` is false).
+ */
+export function measure<R>(
+  d: MetricDef<R, unknown>,
+  results: Readonly<Partial<Record<RegistryId, R>>>,
+  withRatios: (values: Partial<Record<RegistryId, number>>) => boolean = () => true,
+): Measured {
+  const values: Partial<Record<RegistryId, number>> = {};
+  const warnings: string[] = [];
+  for (const [id, r] of Object.entries(results) as [RegistryId, R][]) {
+    const v = d.value(r);
+    if (v !== undefined) values[id] = v;
+    const w = d.warning?.(r);
+    if (w !== undefined) warnings.push(`${id}: ${w}`);
+  }
+  const measurable = withRatios(values);
+  const vsDist3 = measurable ? ratio(values.berth, values.dist3, d.better, d.unit) : undefined;
+  const vsDist28 = measurable ? ratio(values.berth, values.dist28, d.better, d.unit) : undefined;
+  return {
+    values,
+    ratios: { ...(vsDist3 === undefined ? {} : { vsDist3 }), ...(vsDist28 === undefined ? {} : { vsDist28 }) },
+    warnings,
+  };
+}
+
 export function buildRows(
-  defs: readonly MetricDef[],
+  defs: readonly RegistryMetric[],
   results: Readonly<Partial<Record<RegistryId, RegistryResults>>>,
 ): Row[] {
   return defs.map((d) => {
-    const values: Partial<Record<RegistryId, number>> = {};
-    const warnings: string[] = [];
-    for (const [id, r] of Object.entries(results) as [RegistryId, RegistryResults][]) {
-      const v = d.value(r);
-      if (v !== undefined) values[id] = v;
-      const w = d.warning?.(r);
-      if (w !== undefined) warnings.push(`${id}: ${w}`);
-    }
-    const vsDist3 = ratio(values.berth, values.dist3, d.better, d.unit);
-    const vsDist28 = ratio(values.berth, values.dist28, d.better, d.unit);
-    let targetMet: boolean | undefined;
+    const { values, ratios, warnings } = measure(d, results);
     const t = d.target;
+    let targetMet: boolean | undefined;
     if (t !== undefined) {
-      const checks: (boolean | undefined)[] = [];
-      if (t.dist3 !== undefined) checks.push(vsDist3 === undefined ? undefined : vsDist3 >= t.dist3);
-      if (t.dist28 !== undefined) checks.push(vsDist28 === undefined ? undefined : vsDist28 >= t.dist28);
+      const checks = ratioChecks(t, ratios);
       if (t.berthMax !== undefined) checks.push(values.berth === undefined ? undefined : values.berth < t.berthMax);
-      if (!checks.includes(undefined)) targetMet = checks.every((c) => c === true);
+      targetMet = allMet(checks);
     }
     const target = targetText(t);
     return {
@@ -256,7 +277,7 @@ export function buildRows(
       unit: d.unit,
       better: d.better,
       values,
-      ratios: { ...(vsDist3 === undefined ? {} : { vsDist3 }), ...(vsDist28 === undefined ? {} : { vsDist28 }) },
+      ratios,
       ...(target === undefined ? {} : { target }),
       ...(targetMet === undefined ? {} : { targetMet }),
       warnings,
@@ -276,27 +297,34 @@ export function fmtRatio(r: number | undefined, min: number | undefined): string
   return `${text} ${r >= min ? '✓' : '✗'}`;
 }
 
+/** The table's columns from the registries on: each registry's value, Berth's two ratios, the target. */
+export function comparisonHeader(labels: Readonly<Record<RegistryId, string>>): string {
+  return `${labels.berth} | ${labels.dist3} | ${labels.dist28} | Berth vs D3 | Berth vs D2.8 | target |`;
+}
+
+/** A row's cells under comparisonHeader: ⚠ marks a value measured with failures, ✓/✗ a ratio against its target. */
+export function comparisonCells(row: Measured, digits: number, t: RatioTarget | undefined, target: string): string {
+  const cell = (id: RegistryId): string =>
+    `${fmt(row.values[id], digits)}${row.warnings.some((w) => w.startsWith(`${id}:`)) ? ' ⚠' : ''}`;
+  return (
+    `${cell('berth')} | ${cell('dist3')} | ${cell('dist28')} | ` +
+    `${fmtRatio(row.ratios.vsDist3, t?.dist3)} | ${fmtRatio(row.ratios.vsDist28, t?.dist28)} | ${target} |`
+  );
+}
+
 /** The markdown table; ✓/✗ mark ratios against their target, ⚠ marks values measured with failed requests. */
 export function markdownTable(
-  defs: readonly MetricDef[],
+  defs: readonly RegistryMetric[],
   rows: readonly Row[],
   labels: Readonly<Record<RegistryId, string>>,
 ): string {
-  const lines = [
-    `| metric | unit | ${labels.berth} | ${labels.dist3} | ${labels.dist28} | Berth vs D3 | Berth vs D2.8 | target |`,
-    '|---|---|--:|--:|--:|--:|--:|---|',
-  ];
+  const lines = [`| metric | unit | ${comparisonHeader(labels)}`, '|---|---|--:|--:|--:|--:|--:|---|'];
   rows.forEach((row, i) => {
     const d = defs[i];
     if (d === undefined) return;
-    const cell = (id: RegistryId): string =>
-      `${fmt(row.values[id], d.digits)}${row.warnings.some((w) => w.startsWith(`${id}:`)) ? ' ⚠' : ''}`;
     let target = row.target ?? '';
     if (d.target?.berthMax !== undefined && row.targetMet !== undefined) target += row.targetMet ? ' ✓' : ' ✗';
-    lines.push(
-      `| ${row.metric} | ${row.unit} | ${cell('berth')} | ${cell('dist3')} | ${cell('dist28')} | ` +
-        `${fmtRatio(row.ratios.vsDist3, d.target?.dist3)} | ${fmtRatio(row.ratios.vsDist28, d.target?.dist28)} | ${target} |`,
-    );
+    lines.push(`| ${row.metric} | ${row.unit} | ${comparisonCells(row, d.digits, d.target, target)}`);
   });
   return lines.join('\n');
 }

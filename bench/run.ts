@@ -11,25 +11,32 @@
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { format } from 'prettier';
 import { runCacheSuite } from './cache.js';
 import { RegistryClient, type FileRange } from './client.js';
 import {
   envNumber,
+  imageConfig,
+  imageManifest,
+  loadSettings,
+  loadSummary,
+  loadText,
+  machineInfo,
+  machineText,
+  markdownReport,
   median,
   MIB,
-  OCI_CONFIG,
-  OCI_LAYER,
   OCI_MANIFEST,
   progress,
   registriesFromEnv,
   rotated,
   sha256,
+  stopOnSignals,
+  workSettings,
+  writeReport,
 } from './common.js';
 import { runLoad, type LoadSpec } from './load.js';
 import { cpuSeconds, rssMiB, RssSampler, type RssSummary } from './proc.js';
@@ -37,7 +44,6 @@ import {
   killAllNow,
   labelOf,
   REGISTRY_IDS,
-  REPO_ROOT,
   startRegistry,
   type CacheMode,
   type RegistryId,
@@ -68,12 +74,9 @@ function readSettings() {
     blobMiB: Math.round(envNumber('BENCH_BLOB_MIB', quick ? 32 : 512, 1, 16_384)),
     bigMiB: Math.round(envNumber('BENCH_BIG_MIB', quick ? 64 : 1024, 1, 16_384)),
     chunkMiB: Math.round(envNumber('BENCH_CHUNK_MIB', 8, 1, 1024)),
-    durationS: envNumber('BENCH_DURATION', quick ? 2 : 10, 1, 600),
-    warmupS: envNumber('BENCH_WARMUP', quick ? 1 : 3, 0, 120),
-    connections: Math.round(envNumber('BENCH_CONNECTIONS', 32, 1, 1024)),
+    ...loadSettings(quick),
     repeat: Math.round(envNumber('BENCH_REPEAT', quick ? 1 : 3, 1, 20)),
-    tmp: process.env['BENCH_TMPDIR'] ?? tmpdir(),
-    keep: process.env['BENCH_KEEP'] === '1',
+    ...workSettings(),
   };
 }
 type Settings = ReturnType<typeof readSettings>;
@@ -137,26 +140,8 @@ interface SeedImage {
 /** A small image (config + two layers + manifest) that every registry gets, byte for byte. */
 function makeSeedImage(): SeedImage {
   const layers = [randomFillSync(Buffer.alloc(2048)), randomFillSync(Buffer.alloc(3072))];
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      rootfs: { type: 'layers', diff_ids: layers.map(sha256) },
-      config: {},
-    }),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: sha256(config), size: config.length },
-      layers: layers.map((l) => ({
-        mediaType: OCI_LAYER,
-        digest: sha256(l),
-        size: l.length,
-      })),
-    }),
-  );
+  const config = imageConfig(layers);
+  const manifest = imageManifest(config, layers);
   const head = layers[0] ?? Buffer.alloc(0);
   return { blobs: [config, ...layers], manifest, headDigest: sha256(head), headSize: head.length };
 }
@@ -310,11 +295,7 @@ function steps(s: Settings, data: TestData, image: SeedImage): Step[] {
         if (s.warmupS > 0) await runLoad(spec, { ...settings, durationS: s.warmupS });
         const r = await runLoad(spec, { ...settings, durationS: s.durationS });
         out.load[kind] = r;
-        const bad = r.non2xx + r.errors + r.timeouts;
-        progress(
-          `  ${reg.label}: ${Math.round(r.requestsPerSecond)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ` +
-            `${r.serverCpuMicrosPerRequest.toFixed(1)} µs CPU/req${bad > 0 ? `, WARNING ${r.non2xx} non-2xx ${r.errors} errors ${r.timeouts} timeouts` : ''}`,
-        );
+        progress(`  ${reg.label}: ${loadSummary(r)}`);
       },
     });
   }
@@ -328,22 +309,13 @@ async function main(): Promise<void> {
   progress(
     `${s.quick ? 'QUICK run' : 'full run'}: cache ${s.cache}, blob ${s.blobMiB} MiB (chunks ${s.chunkMiB} MiB), ` +
       `memory test ${s.bigMiB} MiB, loads ${s.warmupS}+${s.durationS} s at ${s.connections} connections, ${s.repeat}× per transfer; ` +
-      `load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+      `load average ${loadText(loadBefore)}`,
   );
 
   const work = await mkdtemp(join(s.tmp, 'berth-bench-'));
   const running: RunningRegistry[] = [];
   const clients: RegistryClient[] = [];
-  // Ctrl-C or a kill must not leave registries (or gigabytes of temp files) behind.
-  const abort = (signal: NodeJS.Signals): void => {
-    progress(`${signal}: stopping registries`);
-    killAllNow();
-    if (!s.keep) rmSync(work, { recursive: true, force: true });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
-  process.once('exit', killAllNow);
+  stopOnSignals(work, s.keep, 'registries');
 
   try {
     progress(`generating ${Math.max(s.blobMiB, s.bigMiB)} MiB of random data in ${work}`);
@@ -402,44 +374,29 @@ async function main(): Promise<void> {
         `Cache: ${s.cache === 'inmemory' ? 'in-memory blob descriptor cache' : 'none (storage only)'} for all three. ` +
         `Blob ${s.blobMiB} MiB, chunks ${s.chunkMiB} MiB, memory test ${s.bigMiB} MiB, median of ${s.repeat}; ` +
         `loads ${s.durationS} s after ${s.warmupS} s warm-up at ${s.connections} connections (autocannon in this process; p99 from its per-response times).`,
-      `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Linux ${release()}; load generator and registries share it. ` +
-        `Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}.`,
+      `Machine: ${machineText()}; load generator and registries share it. ` +
+        `Load average before ${loadText(loadBefore)}, after ${loadText(loadAfter)}.`,
       `Versions: ${running.map((r) => `${r.label}: ${r.version}`).join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
       ...(warnings.length > 0 ? [`⚠ requests failed during: ${warnings.join('; ')}`] : []),
     ];
-    const markdown = [
+    const markdown = markdownReport(
       `## Berth vs CNCF Distribution (${startedAt.toISOString()})`,
-      '',
       markdownTable(defs, rows, labels),
-      '',
-      ...notes.map((n) => `- ${n}`),
-    ].join('\n');
+      notes,
+    );
     process.stdout.write(`\n${markdown}\n`);
 
-    const resultsDir = join(REPO_ROOT, 'bench', 'results');
-    await mkdir(resultsDir, { recursive: true });
-    const jsonFile = join(resultsDir, 'latest.json');
-    const report = {
+    await writeReport('latest.json', {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       settings: { ...s, tmp: undefined, keep: undefined },
-      machine: {
-        cpus: cpus().length,
-        model: cpus()[0]?.model,
-        kernel: release(),
-        node: process.version,
-        loadBefore,
-        loadAfter,
-      },
+      machine: machineInfo(loadBefore, loadAfter),
       versions,
       rows,
       results,
       notes,
       markdown,
-    };
-    // Formatted with the repository's prettier, since `npm run lint` checks everything under bench/.
-    await writeFile(jsonFile, await format(JSON.stringify(report), { parser: 'json' }));
-    progress(`wrote ${jsonFile}`);
+    });
   } finally {
     for (const c of clients) c.close();
     progress('stopping registries');

@@ -3,34 +3,14 @@
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createDescriptorCache, type DescriptorCache } from '../../src/cache/index.js';
 import { connectWithin, createRedisClient, RedisTier } from '../../src/cache/redis.js';
-import { resolveConfig } from '../../src/config/load.js';
-import type { RawConfig } from '../../src/config/schema.js';
 import { RedisSchema } from '../../src/config/redis.js';
 import type { BlobDescriptor } from '../../src/storage/blobs.js';
+import { openRedisCache as open, redisCacheSuite, statted } from '../helpers/cache.js';
 import { eventually, startRedis, type RedisServer } from '../helpers/redis.js';
-import { FakeStorage, runCacheSuite, uniqueDigest } from '../suites/cache-suite.js';
+import { FakeStorage, uniqueDigest } from '../suites/cache-suite.js';
 
 const silent = pino({ level: 'silent' });
-let prefixes = 0;
-
-export function redisCacheConfig(server: RedisServer, redis: Record<string, unknown> = {}, twotier = false): RawConfig {
-  return {
-    storage: { inmemory: {}, cache: { blobdescriptor: 'redis', twotier } },
-    redis: { addrs: [server.addr], ...redis } as RawConfig['redis'],
-  };
-}
-
-async function open(
-  server: RedisServer,
-  registry: Registry,
-  redis: Record<string, unknown> = {},
-): Promise<DescriptorCache> {
-  const cache = await createDescriptorCache(resolveConfig(redisCacheConfig(server, redis)), silent, registry);
-  assert.ok(cache !== undefined);
-  return cache;
-}
 
 async function errors(registry: Registry): Promise<number> {
   const { values } = await registry.getSingleMetric('registry_storage_cache_errors_total')!.get();
@@ -43,26 +23,12 @@ function layer(size = 42): BlobDescriptor {
 
 describe('redis descriptor cache @integration', function () {
   this.timeout(30_000);
-  let server: RedisServer;
-
-  before(async function () {
-    server = await startRedis();
-  });
-
-  after(async function () {
-    await server?.dispose();
-  });
-
-  runCacheSuite('redis', async (registry) => {
-    const prefix = `suite${prefixes++}:`;
-    const cache = await open(server, registry, { prefix });
-    return { cache, replica: (peerRegistry) => open(server, peerRegistry, { prefix }), cleanup: async () => undefined };
-  });
+  const server = redisCacheSuite('redis', 'suite', false);
 
   describe('key layout', function () {
     it("writes Distribution's keys: blobs::<digest>, repository::<name>::blobs and repository::<name>::blobs::<digest>", async function () {
-      const cache = await open(server, new Registry());
-      const redis = server.client();
+      const cache = await open(server(), new Registry());
+      const redis = server().client();
       try {
         const d = layer(4096);
         const storage = new FakeStorage();
@@ -92,9 +58,9 @@ describe('redis descriptor cache @integration', function () {
     });
 
     it('puts every key behind the prefix, in the configured database', async function () {
-      const cache = await open(server, new Registry(), { prefix: 'berth-a/', db: 3 });
-      const db3 = server.client({ db: 3 });
-      const db0 = server.client();
+      const cache = await open(server(), new Registry(), { prefix: 'berth-a/', db: 3 });
+      const db3 = server().client({ db: 3 });
+      const db0 = server().client();
       try {
         const d = layer();
         const storage = new FakeStorage();
@@ -117,8 +83,8 @@ describe('redis descriptor cache @integration', function () {
     });
 
     it('treats a corrupt or partial entry as a miss and repairs it', async function () {
-      const cache = await open(server, new Registry(), { prefix: 'corrupt:' });
-      const redis = server.client();
+      const cache = await open(server(), new Registry(), { prefix: 'corrupt:' });
+      const redis = server().client();
       try {
         const storage = new FakeStorage();
         const cases: Array<Record<string, string>> = [
@@ -174,10 +140,7 @@ describe('redis descriptor cache @integration', function () {
       const cache = await open(own, registry, { readtimeout: '100ms', writetimeout: '100ms' });
       try {
         const d = layer();
-        const storage = new FakeStorage();
-        storage.put('down/x', d);
-        const statter = cache.wrap(storage.statter('down/x'), 'down/x');
-        await statter.stat(d.digest);
+        const { storage, statter } = await statted(cache, 'down/x', d);
         await statter.stat(d.digest);
         assert.equal(storage.asked('down/x', d.digest), 1);
         await own.kill();
@@ -201,10 +164,7 @@ describe('redis descriptor cache @integration', function () {
       const cache = await open(own, registry, { readtimeout: '150ms', writetimeout: '150ms' });
       try {
         const d = layer();
-        const storage = new FakeStorage();
-        storage.put('hang/x', d);
-        const statter = cache.wrap(storage.statter('hang/x'), 'hang/x');
-        await statter.stat(d.digest);
+        const { storage, statter } = await statted(cache, 'hang/x', d);
         own.pause();
         const took: number[] = [];
         for (let i = 0; i < 4; i++) {
@@ -327,7 +287,7 @@ describe('redis descriptor cache @integration', function () {
     });
 
     it('refuses lookups and reports closed after close', async function () {
-      const config = RedisSchema.parse({ addrs: [server.addr] });
+      const config = RedisSchema.parse({ addrs: [server().addr] });
       const client = await createRedisClient(config, 'commands');
       assert.ok(await connectWithin(client, 2_000));
       const tier = new RedisTier({ client, prefix: 'closed:', readTimeout: 200, writeTimeout: 200, log: silent });

@@ -1,29 +1,17 @@
 // The two-tier cache (each replica's LRU in front of a shared Redis, kept coherent over pub/sub) against a real
 // redis-server: the shared cache suite with a second replica, and what only two tiers promise.
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createDescriptorCache, type DescriptorCache } from '../../src/cache/index.js';
-import { resolveConfig } from '../../src/config/load.js';
+import type { DescriptorCache } from '../../src/cache/index.js';
 import type { BlobDescriptor } from '../../src/storage/blobs.js';
+import { openRedisCache, redisCacheSuite, statted } from '../helpers/cache.js';
 import { eventually, startRedis, type RedisServer } from '../helpers/redis.js';
-import { FakeStorage, runCacheSuite, uniqueDigest } from '../suites/cache-suite.js';
+import { uniqueDigest } from '../suites/cache-suite.js';
 
-const silent = pino({ level: 'silent' });
 let prefixes = 0;
 
-async function open(
-  server: RedisServer,
-  registry: Registry,
-  redis: Record<string, unknown> = {},
-): Promise<DescriptorCache> {
-  const config = resolveConfig({
-    storage: { inmemory: {}, cache: { blobdescriptor: 'redis', twotier: true } },
-    redis: { addrs: [server.addr], ...redis } as never,
-  });
-  const cache = await createDescriptorCache(config, silent, registry);
-  assert.ok(cache !== undefined);
-  return cache;
+function open(server: RedisServer, registry: Registry, redis: Record<string, unknown> = {}): Promise<DescriptorCache> {
+  return openRedisCache(server, registry, redis, true);
 }
 
 async function count(registry: Registry, name: string, tier: string): Promise<number> {
@@ -43,33 +31,25 @@ function layer(): BlobDescriptor {
 
 describe('two-tier descriptor cache @integration', function () {
   this.timeout(30_000);
-  let server: RedisServer;
+  const server = redisCacheSuite('two-tier', 'two', true);
 
-  before(async function () {
-    server = await startRedis();
-  });
-
-  after(async function () {
-    await server?.dispose();
-  });
-
-  runCacheSuite('two-tier', async (registry) => {
-    const prefix = `two${prefixes++}:`;
-    const cache = await open(server, registry, { prefix });
-    return { cache, replica: (peerRegistry) => open(server, peerRegistry, { prefix }), cleanup: async () => undefined };
-  });
+  /** A cache under a prefix of its own starting with `name`, and a plain client beside it (the caller closes both). */
+  async function openWithAdmin(name: string) {
+    const prefix = `${name}${prefixes++}:`;
+    const registry = new Registry();
+    const cache = await open(server(), registry, { prefix });
+    return { prefix, registry, cache, admin: server().client() };
+  }
 
   it('answers from the LRU without asking redis, and fills the LRU from a redis hit', async function () {
     const prefix = `lru${prefixes++}:`;
     const one = new Registry();
     const two = new Registry();
-    const a = await open(server, one, { prefix });
-    const b = await open(server, two, { prefix });
+    const a = await open(server(), one, { prefix });
+    const b = await open(server(), two, { prefix });
     try {
       const d = layer();
-      const storage = new FakeStorage();
-      storage.put('t/t', d);
-      await a.wrap(storage.statter('t/t'), 't/t').stat(d.digest);
+      const { storage } = await statted(a, 't/t', d);
       const there = b.wrap(storage.statter('t/t'), 't/t');
       await there.stat(d.digest); // LRU miss, redis hit
       for (let i = 0; i < 10; i++) await there.stat(d.digest); // LRU hits
@@ -85,17 +65,10 @@ describe('two-tier descriptor cache @integration', function () {
   });
 
   it('clears and bypasses the LRU while its subscription is lost, and trusts it again once resubscribed', async function () {
-    const prefix = `sub${prefixes++}:`;
-    const registry = new Registry();
-    const cache = await open(server, registry, { prefix });
-    const admin = server.client();
+    const { registry, cache, admin } = await openWithAdmin('sub');
     try {
       const d = layer();
-      const storage = new FakeStorage();
-      storage.put('s/s', d);
-      const statter = cache.wrap(storage.statter('s/s'), 's/s');
-      await statter.stat(d.digest);
-      await statter.stat(d.digest);
+      const { storage, statter } = await statted(cache, 's/s', d, 2);
       assert.equal(await count(registry, 'registry_storage_cache_hits_total', 'memory'), 1);
       // Redis drops the subscriber connection: invalidations published meanwhile would be lost to this replica.
       const before = await subscriberIds(admin);
@@ -116,17 +89,10 @@ describe('two-tier descriptor cache @integration', function () {
   });
 
   it('treats an unreadable message on the channel as "drop everything"', async function () {
-    const prefix = `bad${prefixes++}:`;
-    const registry = new Registry();
-    const cache = await open(server, registry, { prefix });
-    const admin = server.client();
+    const { prefix, registry, cache, admin } = await openWithAdmin('bad');
     try {
       const d = layer();
-      const storage = new FakeStorage();
-      storage.put(undefined, d);
-      const statter = cache.wrap(storage.statter(undefined), undefined);
-      await statter.stat(d.digest);
-      await statter.stat(d.digest);
+      const { statter } = await statted(cache, undefined, d, 2);
       const memoryHits = await count(registry, 'registry_storage_cache_hits_total', 'memory');
       await admin.publish(
         `${prefix}berth::invalidations`,
@@ -149,10 +115,7 @@ describe('two-tier descriptor cache @integration', function () {
     const cache = await open(own, registry, { readtimeout: '100ms', writetimeout: '100ms' });
     try {
       const d = layer();
-      const storage = new FakeStorage();
-      storage.put('o/o', d);
-      const statter = cache.wrap(storage.statter('o/o'), 'o/o');
-      await statter.stat(d.digest);
+      const { storage, statter } = await statted(cache, 'o/o', d);
       await own.kill();
       await eventually(async () => /not subscribed/.test((await cache.check()) ?? ''), 'the outage to be noticed');
       const asked = storage.asked('o/o', d.digest);
