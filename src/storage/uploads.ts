@@ -127,7 +127,7 @@ export class Uploads {
 
   /** Appends one chunk. A chunk whose range does not start at the current end is refused with 416. */
   async append(id: string, body: Readable, options: ChunkOptions = {}): Promise<UploadStatus> {
-    await this.status(id);
+    // Read once its turn comes: a writer before it may have grown, finished or cancelled the session.
     return this.#exclusive(id, async () => this.#append(await this.status(id), body, options));
   }
 
@@ -188,7 +188,6 @@ export class Uploads {
    * open and as it was, without that chunk), moves the bytes into the blob store and links the blob into the repository.
    */
   async commit(id: string, digest: Digest, body?: Readable, options: ChunkOptions = {}): Promise<BlobDescriptor> {
-    await this.status(id);
     return this.#exclusive(id, async () => this.#commit(await this.status(id), digest, body, options));
   }
 

@@ -81,6 +81,25 @@ async function expectConnectionLost(response: Promise<HttpResponse>, what: strin
 }
 
 /** Fetches a blob and compares it to the expected bytes. */
+/** After an interrupted upload: the blob answers 404, has no data file, no blob is corrupt and the tags are as before. */
+async function assertBlobInvisible(
+  base: string,
+  storage: string,
+  repo: string,
+  digest: string,
+  tagsBefore: unknown,
+): Promise<void> {
+  const head = await httpRequest(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+  assert.equal(head.status, 404);
+  assert.equal(
+    await exists(blobDataPath(storage, digest)),
+    false,
+    'a blob data file exists for the interrupted upload',
+  );
+  assert.deepEqual(await corruptBlobs(storage), []);
+  assert.deepEqual(await listTags(base, repo), tagsBefore);
+}
+
 async function assertBlobIs(base: string, repo: string, data: Buffer): Promise<void> {
   const digest = sha256(data);
   const res = await httpRequest(`${base}/v2/${repo}/blobs/${digest}`, { timeoutMs: 60_000 });
@@ -158,15 +177,7 @@ describe('crash safety @integration', function () {
       );
 
       reg = await start();
-      const head = await httpRequest(`${reg.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
-      assert.equal(head.status, 404);
-      assert.equal(
-        await exists(blobDataPath(storage, digest)),
-        false,
-        'a blob data file exists for the interrupted upload',
-      );
-      assert.deepEqual(await corruptBlobs(storage), []);
-      assert.deepEqual(await listTags(reg.url, repo), tagsBefore);
+      await assertBlobInvisible(reg.url, storage, repo, digest, tagsBefore);
       assert.deepEqual(await catalog(reg.url), catalogBefore);
 
       const retry = await httpRequest(`${reg.url}${uploadPath}`, {
@@ -247,15 +258,7 @@ describe('crash safety @integration', function () {
       await expectConnectionLost(second.response, 'the interrupted chunk');
 
       reg = await start();
-      const head = await httpRequest(`${reg.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
-      assert.equal(head.status, 404);
-      assert.equal(
-        await exists(blobDataPath(storage, digest)),
-        false,
-        'a blob data file exists for the interrupted upload',
-      );
-      assert.deepEqual(await corruptBlobs(storage), []);
-      assert.deepEqual(await listTags(reg.url, repo), tagsBefore);
+      await assertBlobInvisible(reg.url, storage, repo, digest, tagsBefore);
 
       // The client's retry: a whole new chunked upload.
       const retry = await httpRequest(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
