@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// The one entry point: `berth serve [--config FILE]`, `berth verify FILE`.
+// The one entry point: `berth serve [--config FILE]`, `berth operator`, `berth verify FILE`.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
+import { startOperator } from '../operator/main.js';
 import { startRegistry } from '../registry/server.js';
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (REGISTRY_* environment variables override the file)
+  berth operator [--kubeconfig FILE] [--lease-namespace NS] [--identity ID] [--health-addr ADDR] [--no-leader-elect]
+                                run the Kubernetes operator (in-cluster config when no kubeconfig is given)
   berth verify FILE             check a configuration file and name every bad field
 `;
 
@@ -35,6 +38,49 @@ async function serve(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Resolves on the first SIGTERM or SIGINT. */
+function shutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+async function operator(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      kubeconfig: { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      identity: { type: 'string' },
+      'health-addr': { type: 'string' },
+      'no-leader-elect': { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
+    },
+  });
+  const env = process.env;
+  const log = createLogger({
+    level: values['log-level'] ?? env['BERTH_LOG_LEVEL'] ?? 'info',
+    fields: { component: 'operator' },
+  });
+  const kubeconfig = values.kubeconfig ?? env['KUBECONFIG'];
+  const identity = values.identity ?? env['POD_NAME'];
+  const running = await startOperator(
+    {
+      ...(kubeconfig === undefined ? {} : { kubeconfig }),
+      ...(identity === undefined ? {} : { identity }),
+      leaseNamespace: values['lease-namespace'] ?? env['POD_NAMESPACE'] ?? 'berth-system',
+      leaderElection: !values['no-leader-elect'],
+      healthAddr: values['health-addr'] ?? ':8081',
+    },
+    log,
+  );
+  const signal = await shutdownSignal();
+  log.info({ signal }, 'shutting down: releasing the lease');
+  await running.stop();
+  return 0;
+}
+
 async function verify(args: string[]): Promise<number> {
   const file = args[0];
   if (file === undefined) {
@@ -56,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case 'verify':
         return await verify(rest);
+      case 'operator':
+        return await operator(rest);
       case undefined:
       case '-h':
       case '--help':

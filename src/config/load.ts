@@ -47,7 +47,7 @@ export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
       // Every schema key is one lowercase word, so the lowercased segment is the key unless the file spells it otherwise.
       const key = Object.keys(node).find((k) => k.toUpperCase() === seg) ?? seg.toLowerCase();
       if (i === segments.length - 1) {
-        node[key] = parseScalar(value);
+        node[key] = STRING_KEYS.has(key.toLowerCase()) ? stringValue(value) : parseScalar(value);
       } else {
         if (!isTree(node[key])) node[key] = {};
         node = node[key] as Tree;
@@ -65,6 +65,33 @@ const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set([
   'redis',
   ...IGNORED_SECTIONS,
 ]);
+
+/**
+ * Keys whose values are strings whatever they look like: secrets and names that YAML would otherwise turn into
+ * numbers, booleans or lists, or cut at a ` #` (a password of `123456`, say, or `abc #def`).
+ */
+const STRING_KEYS: ReadonlySet<string> = new Set([
+  'secret',
+  'password',
+  'username',
+  'accesskey',
+  'secretkey',
+  'accountkey',
+  'sessiontoken',
+  'mastername',
+  'prefix',
+  'rootdirectory',
+  'keyfile',
+]);
+
+/** A string key's value: as given, unless it is a quoted YAML scalar (`"berth:"`), which is unquoted. */
+function stringValue(value: string): string {
+  if (/^(["']).*\1$/s.test(value)) {
+    const parsed = parseScalar(value);
+    if (typeof parsed === 'string') return parsed;
+  }
+  return value;
+}
 
 function parseScalar(value: string): unknown {
   try {

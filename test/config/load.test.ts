@@ -144,6 +144,21 @@ describe('config/load', function () {
       assert.equal(resolveConfig(raw).deleteEnabled, true);
     });
 
+    it('keeps secrets exactly as given, even when they look like YAML numbers, booleans, lists or comments', function () {
+      for (const value of ['123456', 'true', '[x]', 'a: b', 'abc #def', '  padded ']) {
+        const raw = applyEnvironment({}, { REGISTRY_HTTP_SECRET: value, REGISTRY_REDIS_PASSWORD: value });
+        assert.deepEqual(raw, { http: { secret: value }, redis: { password: value } }, value);
+      }
+      const resolved = resolveConfig(
+        applyEnvironment(
+          { redis: { addrs: ['r:6379'] } },
+          { REGISTRY_HTTP_SECRET: '123456', REGISTRY_REDIS_PASSWORD: 'false' },
+        ),
+      );
+      assert.equal(resolved.http.secret, '123456');
+      assert.equal(resolved.redis?.password, 'false');
+    });
+
     it('keeps REGISTRY_HTTP_ADDR a string', function () {
       assert.deepEqual(applyEnvironment({}, { REGISTRY_HTTP_ADDR: ':6000' }), { http: { addr: ':6000' } });
       assert.deepEqual(applyEnvironment({}, { REGISTRY_HTTP_ADDR: '127.0.0.1:6000' }), {

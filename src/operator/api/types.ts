@@ -1,0 +1,460 @@
+// Generated from src/operator/api/schema.ts by `npm run generate`; do not edit.
+// Fields with a default in the schema are required here: the API server fills them in.
+import type {
+  V1Affinity,
+  V1ObjectMeta,
+  V1ResourceRequirements,
+  V1Toleration,
+  V1TopologySpreadConstraint,
+} from '@kubernetes/client-node';
+
+/**
+ * A Berth container registry: its pods, storage, cache and Service, run by the Berth operator.
+ */
+export interface Registry {
+  /**
+   * APIVersion of this object.
+   */
+  apiVersion?: string;
+  /**
+   * Kind of this object.
+   */
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec: RegistrySpec;
+  status?: RegistryStatus;
+}
+/**
+ * The desired registry (`spec: {}` gives a one-replica registry on a 10Gi PVC with an in-memory cache).
+ */
+export interface RegistrySpec {
+  /**
+   * Registry pods to run (ignored while autoscaling is enabled).
+   */
+  replicas: number;
+  /**
+   * Berth container image.
+   */
+  image: string;
+  /**
+   * When the kubelet pulls the image.
+   */
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  storage: RegistryStorage;
+  cache: RegistryCache;
+  /**
+   * Client authentication.
+   */
+  auth?: {
+    /**
+     * Secret holding an htpasswd file (bcrypt entries).
+     */
+    htpasswd?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+  };
+  /**
+   * Secret that signs upload locations, shared by all replicas. When absent, the operator generates one and keeps it in a Secret named <registry>-http-secret.
+   */
+  httpSecret?: {
+    /**
+     * An existing Secret to use instead.
+     */
+    secretRef?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+  };
+  /**
+   * Allow deleting blobs and manifests through the API.
+   */
+  deleteEnabled: boolean;
+  /**
+   * Refuse pushes (maintenance mode).
+   */
+  readOnly: boolean;
+  /**
+   * Registry log level.
+   */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Compute resources of the registry container.
+   */
+  resources?: V1ResourceRequirements;
+  /**
+   * Node labels the pods must match.
+   */
+  nodeSelector: Record<string, string>;
+  /**
+   * Pod tolerations.
+   */
+  tolerations: V1Toleration[];
+  /**
+   * Pod affinity rules.
+   */
+  affinity?: V1Affinity;
+  /**
+   * How pods spread across topology domains.
+   */
+  topologySpreadConstraints: V1TopologySpreadConstraint[];
+  /**
+   * Extra annotations on the pods.
+   */
+  podAnnotations: Record<string, string>;
+  /**
+   * Extra labels on the pods.
+   */
+  podLabels: Record<string, string>;
+  /**
+   * The Service in front of the registry pods.
+   */
+  service: {
+    /**
+     * Service type.
+     */
+    type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+    /**
+     * Port of the registry API on the Service.
+     */
+    port: number;
+    /**
+     * Extra annotations on the Service.
+     */
+    annotations: Record<string, string>;
+  };
+  /**
+   * Prometheus metrics on the debug port (5001, /metrics).
+   */
+  metrics: {
+    /**
+     * Expose metrics.
+     */
+    enabled: boolean;
+    /**
+     * A prometheus-operator ServiceMonitor, created only when that API exists in the cluster.
+     */
+    serviceMonitor: {
+      /**
+       * Create the ServiceMonitor.
+       */
+      enabled: boolean;
+      /**
+       * Extra labels, for the Prometheus that selects ServiceMonitors by label.
+       */
+      labels: Record<string, string>;
+      /**
+       * Scrape interval.
+       */
+      interval: string;
+    };
+  };
+  /**
+   * A PodDisruptionBudget for the registry pods.
+   */
+  podDisruptionBudget: {
+    /**
+     * Create the PodDisruptionBudget.
+     */
+    enabled: boolean;
+    /**
+     * Pods that may be down at once during voluntary disruptions (a number or a percentage).
+     */
+    maxUnavailable: number | string;
+  };
+  /**
+   * A HorizontalPodAutoscaler on CPU; replicas is ignored while it is enabled.
+   */
+  autoscaling: {
+    /**
+     * Create the HorizontalPodAutoscaler.
+     */
+    enabled: boolean;
+    /**
+     * Fewest replicas.
+     */
+    minReplicas: number;
+    /**
+     * Most replicas.
+     */
+    maxReplicas: number;
+    /**
+     * Average CPU use, in percent of requests, to aim for.
+     */
+    targetCPUUtilizationPercentage: number;
+  };
+  /**
+   * Managed: the operator keeps the objects as specified. Unmanaged: it leaves them alone. Removed: it deletes them, keeping the PVC.
+   */
+  managementState: 'Managed' | 'Unmanaged' | 'Removed';
+  /**
+   * Raw registry config.yml keys, merged last over what the operator renders.
+   */
+  configOverrides?: Record<string, unknown>;
+}
+/**
+ * Where images are stored. Exactly one backend may be set; the default is a filesystem on a new PVC.
+ */
+export interface RegistryStorage {
+  /**
+   * A filesystem on a PersistentVolumeClaim: one the operator creates, or an existing claim.
+   */
+  filesystem?: {
+    /**
+     * Requested size of the claim the operator creates.
+     */
+    size: string;
+    /**
+     * StorageClass of the claim the operator creates; the cluster default when absent.
+     */
+    storageClassName?: string;
+    /**
+     * Access mode of the claim. ReadWriteOnce allows one replica; ReadWriteMany lets replicas share the volume.
+     */
+    accessMode: 'ReadWriteOnce' | 'ReadWriteMany' | 'ReadWriteOncePod';
+    /**
+     * Use this existing PersistentVolumeClaim instead of creating one.
+     */
+    existingClaim?: string;
+  };
+  /**
+   * A scratch volume that lives as long as the pod: for tests and caches only; allows one replica.
+   */
+  emptyDir?: {
+    /**
+     * Upper bound of the volume.
+     */
+    sizeLimit: string;
+  };
+  /**
+   * An S3 or S3-compatible bucket.
+   */
+  s3?: {
+    /**
+     * Bucket name.
+     */
+    bucket: string;
+    /**
+     * Region of the bucket.
+     */
+    region: string;
+    /**
+     * Endpoint URL of an S3-compatible service; AWS when absent.
+     */
+    endpoint?: string;
+    /**
+     * Address the bucket in the path rather than the host name.
+     */
+    forcePathStyle: boolean;
+    /**
+     * Prefix under which the registry keeps its files in the bucket or container.
+     */
+    rootDirectory: string;
+    /**
+     * Secret with the access key id and secret key; workload identity when absent.
+     */
+    credentialsSecret?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key holding the access key id.
+       */
+      accessKeyIdKey: string;
+      /**
+       * Key holding the secret access key.
+       */
+      secretAccessKeyKey: string;
+    };
+  };
+  /**
+   * An Azure Blob Storage container.
+   */
+  azure?: {
+    /**
+     * Storage account name.
+     */
+    accountName: string;
+    /**
+     * Container name.
+     */
+    container: string;
+    /**
+     * Prefix under which the registry keeps its files in the bucket or container.
+     */
+    rootDirectory: string;
+    /**
+     * Secret with the account key; workload identity when absent.
+     */
+    credentialsSecret?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+  };
+  /**
+   * A Google Cloud Storage bucket.
+   */
+  gcs?: {
+    /**
+     * Bucket name.
+     */
+    bucket: string;
+    /**
+     * Prefix under which the registry keeps its files in the bucket or container.
+     */
+    rootDirectory: string;
+    /**
+     * Secret with a service-account key file; workload identity when absent.
+     */
+    credentialsSecret?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+  };
+}
+/**
+ * The blob-descriptor cache that answers blob existence checks without touching storage.
+ */
+export interface RegistryCache {
+  /**
+   * none, an in-process LRU per replica (inmemory), or Redis shared by all replicas (redis).
+   */
+  type: 'none' | 'inmemory' | 'redis';
+  /**
+   * Entries in the in-process LRU (inmemory, and the first tier of twoTier).
+   */
+  size: number;
+  /**
+   * Redis settings when type is redis.
+   */
+  redis?: {
+    /**
+     * host:port of an external Redis.
+     */
+    address?: string;
+    /**
+     * Let the operator run a Redis Deployment and Service for this registry.
+     */
+    managed: boolean;
+    /**
+     * Secret holding the Redis password.
+     */
+    passwordSecret?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+    /**
+     * Redis database number.
+     */
+    db: number;
+    /**
+     * Keep an in-process LRU in front of Redis, invalidated over pub/sub.
+     */
+    twoTier: boolean;
+    /**
+     * Image of the managed Redis.
+     */
+    image: string;
+  };
+}
+/**
+ * What the operator observed.
+ */
+export interface RegistryStatus {
+  /**
+   * The spec generation last reconciled.
+   */
+  observedGeneration?: number;
+  /**
+   * Ready, Progressing, Degraded, StorageReady, CacheReady.
+   */
+  conditions?: RegistryCondition[];
+  /**
+   * Registry pods that exist.
+   */
+  replicas?: number;
+  /**
+   * Registry pods that are ready.
+   */
+  readyReplicas?: number;
+  /**
+   * Label selector of the registry pods, for the scale subresource.
+   */
+  selector?: string;
+  /**
+   * In-cluster address of the registry API.
+   */
+  endpoint?: string;
+  /**
+   * The storage backend in use.
+   */
+  storage?: string;
+  /**
+   * The descriptor cache in use.
+   */
+  cache?: string;
+  /**
+   * Hash of the rendered registry config; pods roll when it changes.
+   */
+  configHash?: string;
+}
+/**
+ * One aspect of the registry’s state.
+ */
+export interface RegistryCondition {
+  /**
+   * Ready, Progressing, Degraded, StorageReady or CacheReady.
+   */
+  type: string;
+  /**
+   * True, False or Unknown.
+   */
+  status: 'True' | 'False' | 'Unknown';
+  /**
+   * The generation this condition was computed from.
+   */
+  observedGeneration?: number;
+  /**
+   * When status last changed.
+   */
+  lastTransitionTime: string;
+  /**
+   * CamelCase reason.
+   */
+  reason: string;
+  /**
+   * What happened, and what to do about it.
+   */
+  message: string;
+}

@@ -1,0 +1,163 @@
+// Wires the reconciler to the cluster: informers on Registries and on every kind the operator owns, each event
+// mapped to its Registry's key on one work queue, plus a periodic resync of every Registry.
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  PolicyV1Api,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, PLURAL, VERSION } from './api/schema.js';
+import type { Registry } from './api/types.js';
+import { Kube, apiMessage, ResilientInformer, type WatchedKind } from './kube.js';
+import type { OperatorMetrics } from './metrics.js';
+import { FIELD_MANAGER, INSTANCE, MANAGED_BY } from './names.js';
+import { WorkQueue } from './queue.js';
+import { Reconciler } from './reconciler.js';
+
+export interface ControllerOptions {
+  readonly resyncMs?: number;
+  readonly relistMs?: number;
+  readonly concurrency?: number;
+}
+
+export class Controller {
+  readonly #kube: Kube;
+  readonly #log: Logger;
+  readonly #metrics: OperatorMetrics;
+  readonly #queue: WorkQueue;
+  readonly #informers: ResilientInformer<KubernetesObject>[] = [];
+  readonly #registries: ResilientInformer<Registry>;
+  readonly #resyncMs: number;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #started = false;
+
+  constructor(kc: KubeConfig, log: Logger, metrics: OperatorMetrics, options: ControllerOptions = {}) {
+    this.#kube = new Kube(kc);
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#resyncMs = options.resyncMs ?? 300_000;
+    const reconciler = new Reconciler(this.#kube, log);
+    this.#queue = new WorkQueue(
+      async (key) => {
+        const [namespace = '', name = ''] = key.split('/');
+        const end = metrics.reconcileSeconds.startTimer();
+        try {
+          const result = await reconciler.reconcile(namespace, name);
+          metrics.reconciles.inc({ result: result.requeueAfterMs === undefined ? 'success' : 'requeue' });
+          return result;
+        } catch (err) {
+          metrics.reconciles.inc({ result: 'error' });
+          throw err;
+        } finally {
+          end();
+          metrics.queueDepth.set(this.#queue.depth);
+        }
+      },
+      { concurrency: options.concurrency ?? 4 },
+    );
+    this.#queue.on('failure', (key: string, err: unknown) =>
+      log.warn({ registry: key, err: apiMessage(err) }, 'reconcile failed; retrying with backoff'),
+    );
+    const relist = options.relistMs ?? 300_000;
+    const custom = this.#kube;
+    const registryKind: WatchedKind<Registry> = {
+      name: 'registries',
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      list: () => custom.listRegistries(),
+    };
+    this.#registries = new ResilientInformer(
+      kc,
+      registryKind,
+      (r) => this.#enqueue(r.metadata?.namespace, r.metadata?.name),
+      log,
+      relist,
+    );
+    this.#registries.onDelete = (r) => this.#queue.forget(`${r.metadata?.namespace}/${r.metadata?.name}`);
+    this.#registries.onRestart = (kind) => metrics.informerRestarts.inc({ kind });
+    const selector = `${MANAGED_BY}=${FIELD_MANAGER}`;
+    const apps = kc.makeApiClient(AppsV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const autoscaling = kc.makeApiClient(AutoscalingV2Api);
+    const owned: WatchedKind<KubernetesObject>[] = [
+      {
+        name: 'deployments',
+        path: '/apis/apps/v1/deployments',
+        list: () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }),
+      },
+      {
+        name: 'services',
+        path: '/api/v1/services',
+        list: () => core.listServiceForAllNamespaces({ labelSelector: selector }),
+      },
+      {
+        name: 'configmaps',
+        path: '/api/v1/configmaps',
+        list: () => core.listConfigMapForAllNamespaces({ labelSelector: selector }),
+      },
+      {
+        name: 'persistentvolumeclaims',
+        path: '/api/v1/persistentvolumeclaims',
+        list: () => core.listPersistentVolumeClaimForAllNamespaces({ labelSelector: selector }),
+      },
+      {
+        name: 'poddisruptionbudgets',
+        path: '/apis/policy/v1/poddisruptionbudgets',
+        list: () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: selector }),
+      },
+      {
+        name: 'horizontalpodautoscalers',
+        path: '/apis/autoscaling/v2/horizontalpodautoscalers',
+        list: () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: selector }),
+      },
+    ].map((k) => ({
+      ...k,
+      labelSelector: selector,
+      list: k.list as () => Promise<KubernetesListObject<KubernetesObject>>,
+    }));
+    for (const kind of owned) {
+      const informer = new ResilientInformer(
+        kc,
+        kind,
+        (o) => this.#enqueue(o.metadata?.namespace, o.metadata?.labels?.[INSTANCE]),
+        log,
+        relist,
+      );
+      informer.onRestart = (k) => metrics.informerRestarts.inc({ kind: k });
+      this.#informers.push(informer);
+    }
+  }
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  #enqueue(namespace: string | undefined, name: string | undefined): void {
+    if (namespace === undefined || name === undefined || name === '') return;
+    this.#queue.add(`${namespace}/${name}`);
+    this.#metrics.queueDepth.set(this.#queue.depth);
+  }
+
+  async start(): Promise<void> {
+    this.#queue.resume();
+    await Promise.all([this.#registries.start(), ...this.#informers.map((i) => i.start())]);
+    this.#started = true;
+    this.#resyncTimer = setInterval(() => {
+      for (const r of this.#registries.cache.list()) this.#enqueue(r.metadata?.namespace, r.metadata?.name);
+    }, this.#resyncMs);
+    this.#resyncTimer.unref();
+    this.#log.info({ informers: this.#informers.length + 1 }, 'controller started');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#resyncTimer);
+    await Promise.all([this.#registries.stop(), ...this.#informers.map((i) => i.stop())]);
+    await this.#queue.stop();
+    this.#started = false;
+    this.#log.info('controller stopped');
+  }
+}

@@ -1,0 +1,251 @@
+// The operator's few ways of talking to the API server, on @kubernetes/client-node: server-side apply under our field
+// manager, reads and deletes that treat 404 as "absent", the Registry status subresource, and informers that restart
+// themselves (the client's informers stop on any error but 410).
+import {
+  ApiException,
+  ApisApi,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  makeInformer,
+  setHeaderOptions,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, PLURAL, VERSION, API_VERSION, KIND } from './api/schema.js';
+import type { Registry, RegistryStatus } from './api/types.js';
+import { FIELD_MANAGER } from './names.js';
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+/** A short human message from an API error (the Status message when there is one). */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    if (typeof body === 'string') {
+      try {
+        const parsed: unknown = JSON.parse(body);
+        if (typeof parsed === 'object' && parsed !== null && 'message' in parsed && typeof parsed.message === 'string')
+          return parsed.message;
+      } catch {
+        return body;
+      }
+    }
+    if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string')
+      return body.message;
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export class Kube {
+  readonly kc: KubeConfig;
+  readonly #objects: KubernetesObjectApi;
+  readonly #custom: CustomObjectsApi;
+  readonly #apis: ApisApi;
+  #monitoringCheckedAt = 0;
+  #monitoring = false;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    this.#objects = KubernetesObjectApi.makeApiClient(kc);
+    this.#custom = kc.makeApiClient(CustomObjectsApi);
+    this.#apis = kc.makeApiClient(ApisApi);
+  }
+
+  /** Server-side apply: the object's fields become ours; fields others set and we don't are left alone. */
+  async apply<T extends KubernetesObject>(object: T): Promise<T> {
+    return this.#objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async create<T extends KubernetesObject>(object: T): Promise<T> {
+    return this.#objects.create(object, undefined, undefined, FIELD_MANAGER);
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return (await this.#objects.read({
+        apiVersion: ref.apiVersion,
+        kind: ref.kind,
+        metadata: ref.namespace === '' ? { name: ref.name } : { name: ref.name, namespace: ref.namespace },
+      })) as T;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Deletes in the background (dependents go with it); true when something was deleted. */
+  async remove(ref: ObjectRef): Promise<boolean> {
+    try {
+      await this.#objects.delete(
+        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async readRegistry(namespace: string, name: string): Promise<Registry | undefined> {
+    try {
+      const obj: unknown = await this.#custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+      });
+      return obj as Registry;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async listRegistries(): Promise<KubernetesListObject<Registry>> {
+    const list: unknown = await this.#custom.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+    });
+    return list as KubernetesListObject<Registry>;
+  }
+
+  /** Applies the status subresource (our conditions, observedGeneration, counts). */
+  async applyStatus(registry: Registry, status: RegistryStatus): Promise<void> {
+    const namespace = registry.metadata?.namespace ?? 'default';
+    const name = registry.metadata?.name ?? '';
+    await this.#custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, status },
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+    );
+  }
+
+  /** Whether the cluster serves prometheus-operator's monitoring.coreos.com/v1 (checked at most every 10 s). */
+  async hasServiceMonitorApi(): Promise<boolean> {
+    if (Date.now() - this.#monitoringCheckedAt < 10_000) return this.#monitoring;
+    const groups = await this.#apis.getAPIVersions();
+    this.#monitoring = groups.groups.some(
+      (g) => g.name === 'monitoring.coreos.com' && g.versions.some((v) => v.version === 'v1'),
+    );
+    this.#monitoringCheckedAt = Date.now();
+    return this.#monitoring;
+  }
+}
+
+export interface WatchedKind<T extends KubernetesObject> {
+  /** For logs and metrics, e.g. `deployments`. */
+  readonly name: string;
+  /** The watch path, e.g. `/apis/apps/v1/deployments`. */
+  readonly path: string;
+  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly labelSelector?: string;
+}
+
+/**
+ * An informer that restarts itself with backoff after errors and relists periodically, so a restarted API server or
+ * a dropped watch never leaves the operator blind.
+ */
+export class ResilientInformer<T extends KubernetesObject> {
+  readonly #informer: Informer<T> & ObjectCache<T>;
+  readonly #kind: WatchedKind<T>;
+  readonly #log: Logger;
+  #stopped = false;
+  #failures = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #relistTimer: NodeJS.Timeout | undefined;
+  readonly #relistMs: number;
+  onRestart: ((kind: string) => void) | undefined;
+  /** Called after onEvent for deletions. */
+  onDelete: ((obj: T) => void) | undefined;
+
+  constructor(kc: KubeConfig, kind: WatchedKind<T>, onEvent: (obj: T) => void, log: Logger, relistMs = 300_000) {
+    this.#kind = kind;
+    this.#log = log.child({ informer: kind.name });
+    this.#relistMs = relistMs;
+    this.#informer = makeInformer(kc, kind.path, kind.list, kind.labelSelector);
+    for (const verb of ['add', 'update'] as const) this.#informer.on(verb, onEvent);
+    this.#informer.on('delete', (obj: T) => {
+      onEvent(obj);
+      this.onDelete?.(obj);
+    });
+    this.#informer.on('error', (err: unknown) => this.#restart(err));
+    this.#informer.on('connect', () => {
+      this.#failures = 0;
+    });
+  }
+
+  get cache(): ObjectCache<T> {
+    return this.#informer;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    try {
+      await this.#informer.start();
+    } catch (err) {
+      this.#restart(err);
+    }
+    this.#scheduleRelist();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#relistTimer);
+    await this.#informer.stop();
+  }
+
+  #scheduleRelist(): void {
+    clearTimeout(this.#relistTimer);
+    this.#relistTimer = setTimeout(() => {
+      if (this.#stopped) return;
+      void this.#informer.stop().then(() => this.start());
+    }, this.#relistMs);
+    this.#relistTimer.unref();
+  }
+
+  #restart(err: unknown): void {
+    if (this.#stopped) return;
+    this.#failures++;
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(this.#failures, 8));
+    this.#log.warn({ err: apiMessage(err), retryInMs: delay }, 'watch failed; restarting the informer');
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopped) return;
+      this.onRestart?.(this.#kind.name);
+      void this.#informer.stop().then(() => this.start());
+    }, delay);
+    this.#restartTimer.unref();
+  }
+}

@@ -1,0 +1,320 @@
+// Reconciles one Registry: reads it fresh, checks what it references, applies the builders' objects with server-side
+// apply, removes the optional objects it no longer wants, and writes the status. Level-triggered and idempotent: it
+// never looks at what changed, only at what should be.
+import { randomBytes } from 'node:crypto';
+import type { KubernetesObject, V1Deployment, V1PersistentVolumeClaim, V1Secret } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { DRIVER_NAMES, IGNORED_SECTIONS } from '../config/schema.js';
+import type { Registry } from './api/types.js';
+import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint } from './builders.js';
+import { Kube, apiMessage, type ObjectRef } from './kube.js';
+import { names, selectorLabels, selectorString } from './names.js';
+import type { RunResult } from './queue.js';
+import { storageKind } from './render-config.js';
+import { computeStatus, idleStatus, type Problem } from './status.js';
+
+/** Optional owned objects: deleted when the spec stops asking for them (and by `Removed`). */
+const OPTIONAL = [
+  { role: 'pdb', apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', name: (r: Registry) => names(r).pdb },
+  { role: 'hpa', apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', name: (r: Registry) => names(r).hpa },
+  {
+    role: 'serviceMonitor',
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
+    name: (r: Registry) => names(r).serviceMonitor,
+  },
+  { role: 'redisDeployment', apiVersion: 'apps/v1', kind: 'Deployment', name: (r: Registry) => names(r).redis },
+  { role: 'redisService', apiVersion: 'v1', kind: 'Service', name: (r: Registry) => names(r).redis },
+] as const;
+
+/** Always-present owned objects (deleted only by `Removed`; the PVC never). */
+const CORE = [
+  { apiVersion: 'apps/v1', kind: 'Deployment', name: (r: Registry) => names(r).deployment },
+  { apiVersion: 'v1', kind: 'Service', name: (r: Registry) => names(r).service },
+  { apiVersion: 'v1', kind: 'ConfigMap', name: (r: Registry) => names(r).config },
+  { apiVersion: 'v1', kind: 'Secret', name: (r: Registry) => names(r).httpSecret },
+] as const;
+
+/** How often a registry that is not settled is looked at again without events (missing Secrets, rollouts). */
+export const RECHECK_MS = 10_000;
+
+export class Reconciler {
+  readonly #kube: Kube;
+  readonly #log: Logger;
+
+  constructor(kube: Kube, log: Logger) {
+    this.#kube = kube;
+    this.#log = log;
+  }
+
+  async reconcile(namespace: string, name: string): Promise<RunResult> {
+    const registry = await this.#kube.readRegistry(namespace, name);
+    if (registry === undefined || registry.metadata?.deletionTimestamp !== undefined) return {};
+    const log = this.#log.child({ registry: `${namespace}/${name}`, generation: registry.metadata?.generation });
+    const now = new Date();
+    switch (registry.spec.managementState) {
+      case 'Unmanaged': {
+        const deployment = await this.#kube.read<V1Deployment>(
+          this.#ref(registry, 'apps/v1', 'Deployment', names(registry).deployment),
+        );
+        await this.#kube.applyStatus(registry, idleStatus(registry, 'Unmanaged', deployment, now));
+        return {};
+      }
+      case 'Removed': {
+        for (const o of [...CORE, ...OPTIONAL])
+          await this.#removeOwned(registry, this.#ref(registry, o.apiVersion, o.kind, o.name(registry)));
+        await this.#kube.applyStatus(registry, idleStatus(registry, 'Removed', undefined, now));
+        log.info('removed the registry’s objects (kept the PVC)');
+        return {};
+      }
+      default:
+        return this.#reconcileManaged(registry, log, now);
+    }
+  }
+
+  #ref(registry: Registry, apiVersion: string, kind: string, name: string): ObjectRef {
+    return { apiVersion, kind, name, namespace: registry.metadata?.namespace ?? 'default' };
+  }
+
+  /** Deletes an object only when this Registry owns it (a same-named object of someone else's is left alone). */
+  async #removeOwned(registry: Registry, ref: ObjectRef): Promise<void> {
+    let existing: KubernetesObject | undefined;
+    try {
+      existing = await this.#kube.read(ref);
+    } catch (err) {
+      if (ref.kind === 'ServiceMonitor') return; // the API is not installed
+      throw err;
+    }
+    const uid = registry.metadata?.uid;
+    if (existing?.metadata?.ownerReferences?.some((o) => o.uid === uid) === true) await this.#kube.remove(ref);
+  }
+
+  /** Checks that a referenced Secret and key exist; a problem for the Degraded condition otherwise. */
+  async #checkSecret(
+    registry: Registry,
+    area: Problem['area'],
+    field: string,
+    ref: { name: string; key: string } | undefined,
+    problems: Problem[],
+    versions: string[],
+  ): Promise<void> {
+    if (ref === undefined) return;
+    const ns = registry.metadata?.namespace ?? 'default';
+    const secret = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', ref.name));
+    if (secret !== undefined) versions.push(`${ref.name}@${secret.metadata?.resourceVersion ?? ''}`);
+    if (secret === undefined) {
+      problems.push({
+        area,
+        reason: 'SecretNotFound',
+        message: `${field}: Secret ${ns}/${ref.name} does not exist; create it with the key ${ref.key}`,
+      });
+    } else if (secret.data?.[ref.key] === undefined && secret.stringData?.[ref.key] === undefined) {
+      problems.push({
+        area,
+        reason: 'SecretKeyNotFound',
+        message: `${field}: Secret ${ns}/${ref.name} has no key ${ref.key}`,
+      });
+    }
+  }
+
+  /** The shared HTTP secret: the user's Secret, or one generated once and kept. */
+  async #httpSecret(
+    registry: Registry,
+    problems: Problem[],
+    versions: string[],
+  ): Promise<{ name: string; key: string }> {
+    const user = registry.spec.httpSecret?.secretRef;
+    if (user !== undefined) {
+      await this.#checkSecret(registry, 'config', 'spec.httpSecret.secretRef', user, problems, versions);
+      return user;
+    }
+    const name = names(registry).httpSecret;
+    const existing = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', name));
+    if (existing !== undefined) versions.push(`${name}@${existing.metadata?.resourceVersion ?? ''}`);
+    else {
+      try {
+        const created = await this.#kube.create(buildHttpSecret(registry, randomBytes(32).toString('base64url')));
+        versions.push(`${name}@${created.metadata?.resourceVersion ?? ''}`);
+      } catch (err) {
+        // A concurrent create (another reconcile after a leader change) is fine; anything else is a problem.
+        if (!apiMessage(err).includes('already exists')) throw err;
+      }
+    }
+    return { name, key: 'secret' };
+  }
+
+  async #checkStorage(registry: Registry, problems: Problem[], versions: string[]): Promise<{ skipPvc: boolean }> {
+    const { storage } = registry.spec;
+    const kind = storageKind(registry.spec);
+    const driver = kind === 'emptyDir' ? 'filesystem' : kind;
+    if (!(DRIVER_NAMES as readonly string[]).includes(driver)) {
+      problems.push({
+        area: 'storage',
+        reason: 'DriverNotAvailable',
+        message: `spec.storage.${kind}: this Berth build has no ${kind} storage driver yet (it has ${DRIVER_NAMES.join(', ')}); pods of an image without it refuse the config`,
+      });
+    }
+    if (storage.s3?.credentialsSecret !== undefined) {
+      const c = storage.s3.credentialsSecret;
+      await this.#checkSecret(
+        registry,
+        'storage',
+        'spec.storage.s3.credentialsSecret',
+        { name: c.name, key: c.accessKeyIdKey },
+        problems,
+        versions,
+      );
+      await this.#checkSecret(
+        registry,
+        'storage',
+        'spec.storage.s3.credentialsSecret',
+        { name: c.name, key: c.secretAccessKeyKey },
+        problems,
+        versions,
+      );
+    }
+    await this.#checkSecret(
+      registry,
+      'storage',
+      'spec.storage.azure.credentialsSecret',
+      storage.azure?.credentialsSecret,
+      problems,
+      versions,
+    );
+    await this.#checkSecret(
+      registry,
+      'storage',
+      'spec.storage.gcs.credentialsSecret',
+      storage.gcs?.credentialsSecret,
+      problems,
+      versions,
+    );
+    const fs = storage.filesystem;
+    if (fs?.existingClaim !== undefined) {
+      const claim = await this.#kube.read(this.#ref(registry, 'v1', 'PersistentVolumeClaim', fs.existingClaim));
+      if (claim === undefined) {
+        problems.push({
+          area: 'storage',
+          reason: 'ClaimNotFound',
+          message: `spec.storage.filesystem.existingClaim: PersistentVolumeClaim ${registry.metadata?.namespace}/${fs.existingClaim} does not exist`,
+        });
+      }
+    } else if (fs?.storageClassName !== undefined) {
+      const cls = await this.#kube.read({
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'StorageClass',
+        namespace: '',
+        name: fs.storageClassName,
+      });
+      if (cls === undefined) {
+        problems.push({
+          area: 'storage',
+          reason: 'StorageClassNotFound',
+          message: `spec.storage.filesystem.storageClassName: StorageClass ${fs.storageClassName} does not exist (kubectl get storageclass lists those that do); the PVC is created once it does`,
+        });
+        // A claim's storage class can't be changed later, so make none until the class is right.
+        return { skipPvc: true };
+      }
+    }
+    return { skipPvc: false };
+  }
+
+  async #reconcileManaged(registry: Registry, log: Logger, now: Date): Promise<RunResult> {
+    const problems: Problem[] = [];
+    const versions: string[] = [];
+    const httpSecret = await this.#httpSecret(registry, problems, versions);
+    const { skipPvc } = await this.#checkStorage(registry, problems, versions);
+    const cache = registry.spec.cache;
+    if (cache.type === 'redis')
+      await this.#checkSecret(
+        registry,
+        'cache',
+        'spec.cache.redis.passwordSecret',
+        cache.redis?.passwordSecret,
+        problems,
+        versions,
+      );
+    if (registry.spec.auth?.htpasswd !== undefined) {
+      await this.#checkSecret(registry, 'auth', 'spec.auth.htpasswd', registry.spec.auth.htpasswd, problems, versions);
+      if ((IGNORED_SECTIONS as readonly string[]).includes('auth')) {
+        problems.push({
+          area: 'auth',
+          reason: 'AuthNotSupported',
+          message:
+            'spec.auth: this Berth build does not enforce htpasswd authentication yet, so the registry is not deployed rather than served open; remove spec.auth to deploy it without authentication',
+          blocksDeployment: true,
+        });
+      }
+    }
+    const blocked = problems.some((p) => p.blocksDeployment === true);
+    const objects = buildOwnedObjects(registry, {
+      httpSecret,
+      serviceMonitorApi: await this.#kube.hasServiceMonitorApi(),
+      secretVersions: versions,
+    });
+
+    const wanted: KubernetesObject[] = [objects.config];
+    if (objects.pvc !== undefined && !skipPvc) wanted.push(objects.pvc);
+    if (objects.redisService !== undefined) wanted.push(objects.redisService);
+    if (objects.redisDeployment !== undefined) wanted.push(objects.redisDeployment);
+    if (!blocked) wanted.push(objects.deployment);
+    wanted.push(objects.service);
+    for (const o of [objects.pdb, objects.hpa, objects.serviceMonitor]) if (o !== undefined) wanted.push(o);
+    let applyFailed = false;
+    for (const object of wanted) {
+      try {
+        await this.#kube.apply(object);
+      } catch (err) {
+        applyFailed = true;
+        const message = `${object.kind} ${object.metadata?.name}: ${apiMessage(err)}`;
+        log.warn({ kind: object.kind, name: object.metadata?.name, err: message }, 'apply failed');
+        problems.push({ area: 'apply', reason: 'ApplyFailed', message });
+      }
+    }
+    const present = new Set(wanted.map((o) => `${o.kind}/${o.metadata?.name}`));
+    for (const o of OPTIONAL) {
+      const name = o.name(registry);
+      if (!present.has(`${o.kind}/${name}`))
+        await this.#removeOwned(registry, this.#ref(registry, o.apiVersion, o.kind, name));
+    }
+    if (blocked)
+      await this.#removeOwned(registry, this.#ref(registry, 'apps/v1', 'Deployment', names(registry).deployment));
+
+    const n = names(registry);
+    const deployment = blocked
+      ? undefined
+      : await this.#kube.read<V1Deployment>(this.#ref(registry, 'apps/v1', 'Deployment', n.deployment));
+    const redisDeployment =
+      objects.redisDeployment === undefined
+        ? undefined
+        : await this.#kube.read<V1Deployment>(this.#ref(registry, 'apps/v1', 'Deployment', n.redis));
+    const claimName = registry.spec.storage.filesystem?.existingClaim ?? n.pvc;
+    const claim =
+      registry.spec.storage.filesystem === undefined
+        ? undefined
+        : await this.#kube.read<V1PersistentVolumeClaim>(this.#ref(registry, 'v1', 'PersistentVolumeClaim', claimName));
+    const status = computeStatus(
+      registry,
+      { problems, deployment, redisDeployment, claimPhase: claim?.status?.phase, claimName },
+      {
+        ...describeBackends(registry),
+        endpoint: endpoint(registry),
+        configHash: objects.rendered.hash,
+        selector: selectorString(selectorLabels(registry)),
+      },
+      now,
+    );
+    await this.#kube.applyStatus(registry, status);
+    if (applyFailed)
+      throw new Error(
+        `apply failed: ${problems
+          .filter((p) => p.area === 'apply')
+          .map((p) => p.message)
+          .join('; ')}`,
+      );
+    const settled =
+      problems.length === 0 &&
+      status.conditions?.every((c) => c.type !== 'Progressing' || c.status === 'False') === true;
+    return settled ? {} : { requeueAfterMs: RECHECK_MS };
+  }
+}

@@ -1,0 +1,703 @@
+// The operator against a real etcd and kube-apiserver: the CRD's schema and CEL rules, every example, the objects the
+// operator makes for each, drift repair, status, management states, leader election and an API-server restart.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RunningOperator } from '../../src/operator/main.js';
+import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
+import { runCommand } from '../helpers/images.js';
+import { startKubeCluster, type KubeCluster } from '../helpers/kube.js';
+import {
+  EXAMPLES_DIR,
+  OPERATOR_NAMESPACE,
+  at,
+  condition,
+  ensureNamespace,
+  getObject,
+  installCrds,
+  kubectlOk,
+  markDeploymentAvailable,
+  runOperator,
+  spawnOperator,
+  waitFor,
+} from '../helpers/operator.js';
+
+type Json = Record<string, unknown>;
+const NS = 'berth-examples';
+const OWNED_KINDS =
+  'deployments,services,configmaps,secrets,persistentvolumeclaims,poddisruptionbudgets,horizontalpodautoscalers';
+
+/** `Kind/name` of every object the operator made for one Registry. */
+async function ownedObjects(cluster: KubeCluster, namespace: string, instance: string): Promise<string[]> {
+  const out = await kubectlOk(cluster, [
+    'get',
+    OWNED_KINDS,
+    '-n',
+    namespace,
+    '-l',
+    `app.kubernetes.io/managed-by=berth-operator,app.kubernetes.io/instance=${instance}`,
+    '-o',
+    'json',
+  ]);
+  const items = (JSON.parse(out) as { items: Json[] }).items;
+  return items.map((i) => `${String(i['kind'])}/${String(at(i, 'metadata.name'))}`).sort();
+}
+
+function configYml(configMap: Json | undefined): string {
+  const data = at(configMap, 'data') as Json | undefined;
+  return String(data?.['config.yml']);
+}
+
+function registryYaml(name: string, spec: string, namespace = NS): string {
+  return `apiVersion: berth.dev/v1alpha1\nkind: Registry\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n${spec
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}\n`;
+}
+
+describe('operator against a real API server @integration', function () {
+  this.timeout(120_000);
+  let cluster: KubeCluster;
+  let operator: RunningOperator | undefined;
+
+  before(async function () {
+    this.timeout(180_000);
+    cluster = await startKubeCluster();
+    await installCrds(cluster);
+    await ensureNamespace(cluster, NS);
+    await ensureNamespace(cluster, OPERATOR_NAMESPACE);
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await cluster?.dispose();
+  });
+
+  describe('the CRD', () => {
+    it('installs with kubectl apply and serves the short name reg', async () => {
+      const crd = await getObject(cluster, 'crd', 'registries.berth.dev');
+      assert.deepEqual(at(crd, 'spec.names.shortNames'), ['reg']);
+      const r = await cluster.kubectl(['get', 'reg', '-A']);
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    it('accepts every example in examples/', async () => {
+      const files = (await readdir(EXAMPLES_DIR)).filter((f) => f.endsWith('.yaml'));
+      assert.ok(files.length >= 5, `examples: ${files.join(', ')}`);
+      for (const f of files) {
+        const r = await cluster.kubectl(['apply', '-f', join(EXAMPLES_DIR, f)]);
+        assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+      }
+    });
+
+    const invalid: [string, string, RegExp][] = [
+      [
+        'two storage backends',
+        'storage: {filesystem: {}, emptyDir: {}}',
+        /spec\.storage: .*exactly one storage backend/,
+      ],
+      ['a redis cache without an address', 'cache: {type: redis}', /spec\.cache\.redis: .*cache\.redis\.address/],
+      [
+        'three replicas on a ReadWriteOnce volume',
+        'replicas: 3\nstorage: {filesystem: {accessMode: ReadWriteOnce}}',
+        /spec\.replicas: .*ReadWriteOnce/,
+      ],
+      ['negative replicas', 'replicas: -1', /spec\.replicas: .*greater than or equal to 0/],
+      ['an unknown field', 'replica: 2', /unknown field "spec\.replica"/],
+      [
+        'a zero volume size',
+        'storage: {filesystem: {size: 0Gi}}',
+        /spec\.storage\.filesystem\.size: .*positive quantity/,
+      ],
+      [
+        'an address and a managed redis at once',
+        'cache: {type: redis, redis: {managed: true, address: "r:6379"}}',
+        /spec\.cache\.redis\.address: /,
+      ],
+      [
+        'autoscaling with min above max',
+        'storage: {s3: {bucket: abc}}\nautoscaling: {enabled: true, minReplicas: 5, maxReplicas: 2}',
+        /spec\.autoscaling\.minReplicas: /,
+      ],
+      ['an unknown cache type', 'cache: {type: memcached}', /spec\.cache\.type: Unsupported value: "memcached"/],
+    ];
+    it('rejects names that cannot become Service names, or that collide with a managed Redis', async () => {
+      for (const name of ['my.registry', 'x-redis', `r${'e'.repeat(57)}`]) {
+        const r = await cluster.kubectl(['apply', '-f', '-'], registryYaml(name, 'replicas: 1'));
+        assert.notEqual(r.code, 0, `accepted ${name}`);
+        assert.match(r.stderr, /metadata\.name must be at most 57 characters/, name);
+      }
+    });
+
+    for (const [what, spec, message] of invalid) {
+      it(`rejects ${what}, naming the field`, async () => {
+        const r = await cluster.kubectl(['apply', '-f', '-'], registryYaml('invalid', spec));
+        assert.notEqual(r.code, 0, `accepted: ${spec}`);
+        assert.match(r.stderr, message);
+      });
+    }
+  });
+
+  describe('reconciling', () => {
+    before(async () => {
+      operator = await runOperator(cluster.kubeconfig);
+      await waitFor('leadership', async () => (operator?.isLeader() === true ? true : undefined));
+    });
+
+    const expected: Record<string, string[]> = {
+      registry: [
+        'ConfigMap/registry-config',
+        'Deployment/registry',
+        'PersistentVolumeClaim/registry-data',
+        'Secret/registry-http-secret',
+        'Service/registry',
+      ],
+      'registry-s3': [
+        'ConfigMap/registry-s3-config',
+        'Deployment/registry-s3',
+        'PodDisruptionBudget/registry-s3',
+        'Secret/registry-s3-http-secret',
+        'Service/registry-s3',
+      ],
+      'registry-shared': [
+        'ConfigMap/registry-shared-config',
+        'Deployment/registry-shared',
+        'PersistentVolumeClaim/registry-shared-data',
+        'Secret/registry-shared-http-secret',
+        'Service/registry-shared',
+      ],
+      'registry-managed': [
+        'ConfigMap/registry-managed-config',
+        'Deployment/registry-managed',
+        'PersistentVolumeClaim/registry-managed-data',
+        'Secret/registry-managed-http-secret',
+        'Service/registry-managed',
+      ],
+      'registry-hpa': [
+        'ConfigMap/registry-hpa-config',
+        'Deployment/registry-hpa',
+        'HorizontalPodAutoscaler/registry-hpa',
+        'PersistentVolumeClaim/registry-hpa-data',
+        'PodDisruptionBudget/registry-hpa',
+        'Secret/registry-hpa-http-secret',
+        'Service/registry-hpa',
+      ],
+    };
+    // The managed Redis carries the same instance label with component=redis.
+    const redisObjects = (name: string): string[] => [`Deployment/${name}-redis`, `Service/${name}-redis`];
+    expected['registry-managed']?.push(...redisObjects('registry-managed'));
+    expected['registry-hpa']?.push(...redisObjects('registry-hpa'));
+
+    for (const [name, objects] of Object.entries(expected)) {
+      it(`creates exactly the expected objects for the ${name} example, each owned by the Registry`, async () => {
+        const want = [...objects].sort();
+        const got = await waitFor(`objects of ${name}`, async () => {
+          const list = await ownedObjects(cluster, NS, name);
+          return list.length === want.length ? list : undefined;
+        });
+        assert.deepEqual(got, want);
+        const registry = await getObject(cluster, 'registry', name, NS);
+        const uid = at(registry, 'metadata.uid');
+        for (const ref of want) {
+          const [kind = '', objName = ''] = ref.split('/');
+          const obj = await getObject(cluster, kind, objName, NS, true);
+          const owners = (at(obj, 'metadata.ownerReferences') ?? []) as Json[];
+          if (kind === 'PersistentVolumeClaim') {
+            assert.equal(owners.length, 0, 'the PVC outlives its Registry, so it has no owner');
+          } else {
+            assert.equal(owners.length, 1, `${ref} owners`);
+            assert.equal(owners[0]?.['uid'], uid);
+            assert.equal(owners[0]?.['kind'], 'Registry');
+            assert.equal(owners[0]?.['controller'], true);
+          }
+          const managers = ((at(obj, 'metadata.managedFields') ?? []) as Json[]).map((m) => m['manager']);
+          assert.ok(managers.includes('berth-operator'), `${ref} managed by ${managers.join(',')}`);
+        }
+        const status = await waitFor(`status of ${name}`, async () => {
+          const r = await getObject(cluster, 'registry', name, NS);
+          return at(r, 'status.observedGeneration') === at(r, 'metadata.generation') ? r : undefined;
+        });
+        const deployment = await getObject(cluster, 'deployment', name, NS);
+        assert.equal(at(deployment, 'spec.template.metadata.annotations')?.constructor, Object);
+        assert.equal(
+          (at(deployment, 'spec.template.metadata.annotations') as Json)['berth.dev/config-hash'],
+          at(status, 'status.configHash'),
+        );
+        assert.equal(at(status, 'status.endpoint'), `${name}.${NS}.svc:5000`);
+      });
+    }
+
+    it('reports a storage driver this build lacks as Degraded on the S3 example', async () => {
+      const r = await waitFor('Degraded', async () => {
+        const obj = await getObject(cluster, 'registry', 'registry-s3', NS);
+        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
+      });
+      assert.equal(condition(r, 'Degraded')?.reason, 'DriverNotAvailable');
+      assert.equal(condition(r, 'StorageReady')?.status, 'False');
+    });
+
+    it('sets Ready from the Deployment status, as a kubelet reports it', async () => {
+      const before = await waitFor('status', async () =>
+        condition(await getObject(cluster, 'registry', 'registry', NS), 'Ready'),
+      );
+      assert.equal(before.status, 'False');
+      await markDeploymentAvailable(cluster, NS, 'registry');
+      const ready = await waitFor('Ready=True', async () => {
+        const obj = await getObject(cluster, 'registry', 'registry', NS);
+        return condition(obj, 'Ready')?.status === 'True' ? obj : undefined;
+      });
+      assert.equal(condition(ready, 'Progressing')?.status, 'False');
+      assert.equal(condition(ready, 'Degraded')?.status, 'False');
+      assert.equal(at(ready, 'status.readyReplicas'), 1);
+      await markDeploymentAvailable(cluster, NS, 'registry', 0);
+      const notReady = await waitFor('Ready=False', async () => {
+        const obj = await getObject(cluster, 'registry', 'registry', NS);
+        return condition(obj, 'Ready')?.status === 'False' ? obj : undefined;
+      });
+      assert.notEqual(condition(notReady, 'Ready')?.lastTransitionTime, undefined);
+    });
+
+    it('changes the config hash and observedGeneration when the spec changes', async () => {
+      const before = await getObject(cluster, 'registry', 'registry', NS);
+      const hash = at(before, 'status.configHash');
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"readOnly":true}}',
+      ]);
+      const after = await waitFor('new generation observed', async () => {
+        const obj = await getObject(cluster, 'registry', 'registry', NS);
+        const gen = Number(at(obj, 'metadata.generation'));
+        return gen > Number(at(before, 'metadata.generation')) && at(obj, 'status.observedGeneration') === gen
+          ? obj
+          : undefined;
+      });
+      assert.notEqual(at(after, 'status.configHash'), hash);
+      const cm = await getObject(cluster, 'configmap', 'registry-config', NS);
+      assert.match(configYml(cm), /readonly:\n\s+enabled: true/);
+      const deployment = await getObject(cluster, 'deployment', 'registry', NS);
+      assert.equal(
+        (at(deployment, 'spec.template.metadata.annotations') as Json)['berth.dev/config-hash'],
+        at(after, 'status.configHash'),
+      );
+      assert.equal(condition(after, 'Ready')?.observedGeneration, at(after, 'metadata.generation'));
+    });
+
+    it('puts back a deleted Deployment', async () => {
+      const old = await getObject(cluster, 'deployment', 'registry', NS);
+      await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS, '--wait=true']);
+      const back = await waitFor('the Deployment back', async () => {
+        const d = await getObject(cluster, 'deployment', 'registry', NS);
+        return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? d : undefined;
+      });
+      assert.equal(at(back, 'spec.replicas'), 1);
+    });
+
+    it('restores hand-edited replicas and a hand-edited ConfigMap', async () => {
+      await kubectlOk(cluster, ['scale', 'deployment', 'registry', '-n', NS, '--replicas=4']);
+      await kubectlOk(cluster, [
+        'patch',
+        'configmap',
+        'registry-config',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"data":{"config.yml":"version: 0.1\\n"}}',
+      ]);
+      await waitFor('replicas back to 1', async () =>
+        at(await getObject(cluster, 'deployment', 'registry', NS), 'spec.replicas') === 1 ? true : undefined,
+      );
+      await waitFor('config restored', async () => {
+        const cm = await getObject(cluster, 'configmap', 'registry-config', NS);
+        return configYml(cm).includes('rootdirectory') ? true : undefined;
+      });
+    });
+
+    it('scales through the scale subresource', async () => {
+      await kubectlOk(cluster, ['scale', 'registry', 'registry-shared', '-n', NS, '--replicas=3']);
+      await waitFor('deployment at 3', async () =>
+        at(await getObject(cluster, 'deployment', 'registry-shared', NS), 'spec.replicas') === 3 ? true : undefined,
+      );
+      const scale = JSON.parse(
+        await kubectlOk(cluster, [
+          'get',
+          '--raw',
+          `/apis/berth.dev/v1alpha1/namespaces/${NS}/registries/registry-shared/scale`,
+        ]),
+      ) as Json;
+      assert.equal(at(scale, 'spec.replicas'), 3);
+      assert.match(String(at(scale, 'status.selector')), /app\.kubernetes\.io\/instance=registry-shared/);
+    });
+
+    it('reports a missing Secret as Degraded, naming it, and recovers when it appears', async () => {
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml(
+          'needs-secret',
+          'storage: {emptyDir: {}}\ncache: {type: redis, redis: {address: "redis:6379", passwordSecret: {name: not-yet}}}',
+        ),
+      );
+      const degraded = await waitFor('Degraded', async () => {
+        const obj = await getObject(cluster, 'registry', 'needs-secret', NS);
+        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
+      });
+      assert.equal(condition(degraded, 'Degraded')?.reason, 'SecretNotFound');
+      assert.match(
+        condition(degraded, 'Degraded')?.message ?? '',
+        /spec\.cache\.redis\.passwordSecret: Secret berth-examples\/not-yet does not exist/,
+      );
+      assert.equal(condition(degraded, 'CacheReady')?.status, 'False');
+      await kubectlOk(cluster, ['create', 'secret', 'generic', 'not-yet', '-n', NS, '--from-literal=password=x']);
+      await waitFor(
+        'Degraded=False',
+        async () =>
+          condition(await getObject(cluster, 'registry', 'needs-secret', NS), 'Degraded')?.status === 'False'
+            ? true
+            : undefined,
+        45_000,
+      );
+    });
+
+    it('reports a missing StorageClass and makes the PVC only once it exists', async () => {
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml('needs-class', 'storage: {filesystem: {storageClassName: fast-ssd}}'),
+      );
+      const degraded = await waitFor('Degraded', async () => {
+        const obj = await getObject(cluster, 'registry', 'needs-class', NS);
+        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
+      });
+      assert.equal(condition(degraded, 'StorageReady')?.reason, 'StorageClassNotFound');
+      assert.match(condition(degraded, 'Degraded')?.message ?? '', /StorageClass fast-ssd does not exist/);
+      assert.equal(await getObject(cluster, 'pvc', 'needs-class-data', NS), undefined);
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        'apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast-ssd}\nprovisioner: example.com/none\n',
+      );
+      const pvc = await waitFor('the PVC', () => getObject(cluster, 'pvc', 'needs-class-data', NS), 45_000);
+      assert.equal(at(pvc, 'spec.storageClassName'), 'fast-ssd');
+    });
+
+    it('refuses to deploy a registry that asks for authentication this build cannot enforce', async () => {
+      await kubectlOk(cluster, [
+        'create',
+        'secret',
+        'generic',
+        'htpasswd',
+        '-n',
+        NS,
+        '--from-literal=htpasswd=u:$2y$05$abc',
+      ]);
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml('with-auth', 'storage: {emptyDir: {}}\nauth: {htpasswd: {name: htpasswd}}'),
+      );
+      const obj = await waitFor('Degraded', async () => {
+        const r = await getObject(cluster, 'registry', 'with-auth', NS);
+        return condition(r, 'Degraded')?.status === 'True' ? r : undefined;
+      });
+      assert.equal(condition(obj, 'Degraded')?.reason, 'AuthNotSupported');
+      assert.equal(condition(obj, 'Ready')?.reason, 'Blocked');
+      assert.equal(await getObject(cluster, 'deployment', 'with-auth', NS), undefined);
+    });
+
+    it('makes a ServiceMonitor once the monitoring.coreos.com API exists, and removes objects the spec drops', async () => {
+      await kubectlOk(cluster, ['apply', '-f', '-'], SERVICE_MONITOR_CRD);
+      await kubectlOk(cluster, ['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com']);
+      await kubectlOk(cluster, [
+        'annotate',
+        'registry',
+        'registry-managed',
+        '-n',
+        NS,
+        `touch=${Date.now()}`,
+        '--overwrite',
+      ]);
+      const sm = await waitFor(
+        'ServiceMonitor',
+        () => getObject(cluster, 'servicemonitor', 'registry-managed', NS),
+        90_000,
+      );
+      assert.equal((at(sm, 'metadata.labels') as Json)['release'], 'prometheus');
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-managed',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"metrics":{"serviceMonitor":{"enabled":false}},"cache":{"type":"inmemory","redis":null}}}',
+      ]);
+      await waitFor('ServiceMonitor and Redis gone', async () => {
+        const left = await Promise.all([
+          getObject(cluster, 'servicemonitor', 'registry-managed', NS),
+          getObject(cluster, 'deployment', 'registry-managed-redis', NS),
+          getObject(cluster, 'service', 'registry-managed-redis', NS),
+        ]);
+        return left.every((o) => o === undefined) ? true : undefined;
+      });
+    });
+
+    it('leaves everything alone while Unmanaged, and repairs again when Managed', async () => {
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-shared',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"managementState":"Unmanaged"}}',
+      ]);
+      await waitFor('Unmanaged observed', async () =>
+        condition(await getObject(cluster, 'registry', 'registry-shared', NS), 'Ready')?.reason === 'Unmanaged'
+          ? true
+          : undefined,
+      );
+      await kubectlOk(cluster, ['delete', 'deployment', 'registry-shared', '-n', NS]);
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.equal(
+        await getObject(cluster, 'deployment', 'registry-shared', NS),
+        undefined,
+        'an Unmanaged registry was repaired',
+      );
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-shared',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"managementState":"Managed"}}',
+      ]);
+      await waitFor('Deployment back', () => getObject(cluster, 'deployment', 'registry-shared', NS));
+    });
+
+    it('deletes the owned objects but keeps the PVC when Removed', async () => {
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-hpa',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"managementState":"Removed"}}',
+      ]);
+      const left = await waitFor('only the PVC left', async () => {
+        const list = await ownedObjects(cluster, NS, 'registry-hpa');
+        return list.length === 1 ? list : undefined;
+      });
+      assert.deepEqual(left, ['PersistentVolumeClaim/registry-hpa-data']);
+      const obj = await getObject(cluster, 'registry', 'registry-hpa', NS);
+      assert.equal(condition(obj, 'Ready')?.reason, 'Removed');
+    });
+
+    it('serves its own health and metrics', async () => {
+      const port = operator?.healthPort ?? 0;
+      assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const success = /berth_operator_reconciles_total\{result="(success|requeue)"\} (\d+)/.exec(text);
+      assert.ok(success !== null && Number(success[2]) > 0, text.slice(0, 500));
+      assert.match(text, /berth_operator_reconcile_duration_seconds_count \d+/);
+      assert.match(text, /berth_operator_queue_depth \d+/);
+      assert.match(text, /berth_operator_leader 1/);
+    });
+
+    it('keeps reconciling after the API server restarts', async () => {
+      await cluster.stopApiServer();
+      await new Promise((r) => setTimeout(r, 2_000));
+      await cluster.startApiServer();
+      const old = await getObject(cluster, 'deployment', 'registry', NS);
+      await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS]);
+      await waitFor(
+        'the Deployment back after the restart',
+        async () => {
+          const d = await getObject(cluster, 'deployment', 'registry', NS);
+          return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? true : undefined;
+        },
+        90_000,
+      );
+    });
+  });
+
+  describe('leader election', () => {
+    before(async () => {
+      await operator?.stop();
+      operator = undefined;
+    });
+
+    async function holder(): Promise<string | undefined> {
+      const lease = await getObject(cluster, 'lease', 'berth-operator', OPERATOR_NAMESPACE);
+      const h = at(lease, 'spec.holderIdentity');
+      return typeof h === 'string' && h !== '' ? h : undefined;
+    }
+
+    it('elects one of two operator processes and fails over when it stops', async () => {
+      const a = spawnOperator(cluster.kubeconfig, 'operator-a');
+      const b = spawnOperator(cluster.kubeconfig, 'operator-b');
+      try {
+        const first = await waitFor('a leader', holder, 40_000);
+        assert.ok(['operator-a', 'operator-b'].includes(first), first);
+        const [leader, standby] = first === 'operator-a' ? [a, b] : [b, a];
+        await waitFor('leader log', async () => (leader.output().includes('became leader') ? true : undefined));
+        assert.ok(!standby.output().includes('became leader'), 'both processes led at once');
+        assert.equal(await leader.stop(), 0);
+        assert.match(leader.output(), /released the lease/);
+        const second = await waitFor(
+          'failover',
+          async () => {
+            const h = await holder();
+            return h === standby.identity ? h : undefined;
+          },
+          20_000,
+        );
+        assert.equal(second, standby.identity);
+        const old = await getObject(cluster, 'deployment', 'registry', NS);
+        await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS]);
+        await waitFor('the new leader repairs', async () => {
+          const d = await getObject(cluster, 'deployment', 'registry', NS);
+          return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? true : undefined;
+        });
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+  });
+});
+
+describe('the chart’s RBAC as the operator’s only permissions @integration', function () {
+  this.timeout(120_000);
+  let cluster: KubeCluster;
+  let operator: RunningOperator | undefined;
+
+  before(async function () {
+    this.timeout(180_000);
+    cluster = await startKubeCluster();
+    await installCrds(cluster);
+    await ensureNamespace(cluster, NS);
+    await ensureNamespace(cluster, OPERATOR_NAMESPACE);
+    await kubectlOk(cluster, ['apply', '-f', '-'], SERVICE_MONITOR_CRD);
+    await kubectlOk(cluster, ['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com']);
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await cluster?.dispose();
+  });
+
+  it('reconciles every kind of object with nothing but the rules in charts/berth/templates/rbac.yaml', async () => {
+    const rendered = await runCommand(
+      join(TOOLS_BIN, 'helm'),
+      [
+        'template',
+        'berth',
+        join(REPO_ROOT, 'charts', 'berth'),
+        '-n',
+        OPERATOR_NAMESPACE,
+        '--show-only',
+        'templates/rbac.yaml',
+        '--set',
+        'rbac.extraSubjects[0].kind=User',
+        '--set',
+        'rbac.extraSubjects[0].name=berth-operator-test',
+        '--set',
+        'rbac.extraSubjects[0].apiGroup=rbac.authorization.k8s.io',
+      ],
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(rendered.code, 0, rendered.stderr);
+    await kubectlOk(cluster, ['apply', '-f', '-'], rendered.stdout);
+    const kubeconfig = await cluster.userKubeconfig('berth-operator-test', []);
+    // Without the binding this user can do nothing: the check below means something.
+    const denied = await cluster.kubectl(['--kubeconfig', kubeconfig, 'get', 'secrets', '-n', 'default']);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /forbidden/);
+
+    await kubectlOk(cluster, ['create', 'secret', 'generic', 'redis-auth', '-n', NS, '--from-literal=password=pw']);
+    await kubectlOk(
+      cluster,
+      ['apply', '-f', '-'],
+      registryYaml(
+        'everything',
+        [
+          'replicas: 2',
+          'storage: {filesystem: {accessMode: ReadWriteMany}}',
+          'cache: {type: redis, redis: {managed: true, passwordSecret: {name: redis-auth}}}',
+          'podDisruptionBudget: {enabled: true}',
+          'autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}',
+        ].join('\n'),
+      ),
+    );
+    operator = await runOperator(kubeconfig);
+    const want = [
+      'ConfigMap/everything-config',
+      'Deployment/everything',
+      'Deployment/everything-redis',
+      'HorizontalPodAutoscaler/everything',
+      'PersistentVolumeClaim/everything-data',
+      'PodDisruptionBudget/everything',
+      'Secret/everything-http-secret',
+      'Service/everything',
+      'Service/everything-redis',
+    ];
+    const got = await waitFor('every object', async () => {
+      const list = await ownedObjects(cluster, NS, 'everything');
+      return list.length === want.length ? list : undefined;
+    });
+    assert.deepEqual(got, want);
+    await waitFor('the ServiceMonitor', () => getObject(cluster, 'servicemonitor', 'everything', NS));
+    const registry = await waitFor('status written', async () => {
+      const r = await getObject(cluster, 'registry', 'everything', NS);
+      return at(r, 'status.observedGeneration') === 1 ? r : undefined;
+    });
+    assert.equal(condition(registry, 'Degraded')?.status, 'False', condition(registry, 'Degraded')?.message);
+    const lease = await getObject(cluster, 'lease', 'berth-operator', OPERATOR_NAMESPACE);
+    assert.ok(String(at(lease, 'spec.holderIdentity')).length > 0);
+    // Dropping optional objects needs delete rights on them too.
+    await kubectlOk(cluster, [
+      'patch',
+      'registry',
+      'everything',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      '{"spec":{"autoscaling":{"enabled":false},"podDisruptionBudget":{"enabled":false},"metrics":{"enabled":false},"cache":{"type":"none","redis":null}}}',
+    ]);
+    await waitFor('optional objects removed', async () => {
+      const list = await ownedObjects(cluster, NS, 'everything');
+      const sm = await getObject(cluster, 'servicemonitor', 'everything', NS);
+      return list.length === 5 && sm === undefined ? list : undefined;
+    });
+  });
+});
+
+/** A minimal stand-in for prometheus-operator's CRD: enough for the API group to exist. */
+const SERVICE_MONITOR_CRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servicemonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`;

@@ -1,0 +1,496 @@
+import assert from 'node:assert/strict';
+import type { KubernetesObject, V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
+import type { RegistrySpec } from '../../src/operator/api/types.js';
+import {
+  buildHttpSecret,
+  buildOwnedObjects,
+  describeBackends,
+  endpoint,
+  ownerReference,
+  type BuildInputs,
+  type OwnedObjects,
+} from '../../src/operator/builders.js';
+import { CONFIG_HASH_ANNOTATION, commonLabels, selectorLabels } from '../../src/operator/names.js';
+import {
+  CONFIG_DIR,
+  CONFIG_FILE,
+  DATA_DIR,
+  DEBUG_PORT,
+  GCS_KEY_DIR,
+  HTPASSWD_DIR,
+  REDIS_PORT,
+} from '../../src/operator/render-config.js';
+import { NAME, NAMESPACE, UID, registry, type DeepPartial } from './fixtures.js';
+
+const INPUTS: BuildInputs = { httpSecret: { name: `${NAME}-http-secret`, key: 'secret' }, serviceMonitorApi: true };
+
+function build(spec: DeepPartial<RegistrySpec> = {}, inputs: Partial<BuildInputs> = {}): OwnedObjects {
+  return buildOwnedObjects(registry(spec), { ...INPUTS, ...inputs });
+}
+
+/** Every Kubernetes object of a build, by role. */
+function objectsOf(owned: OwnedObjects): [string, KubernetesObject][] {
+  return Object.entries(owned).filter(
+    (e): e is [string, KubernetesObject] => e[0] !== 'rendered' && e[1] !== undefined,
+  );
+}
+
+function podSpec(d: V1Deployment | undefined): V1PodSpec {
+  const spec = d?.spec?.template.spec;
+  assert.ok(spec, 'no pod spec');
+  return spec;
+}
+
+function container(owned: OwnedObjects): V1Container {
+  const [c] = podSpec(owned.deployment).containers;
+  assert.ok(c, 'no container');
+  return c;
+}
+
+/** Whether every label of `selector` is on `labels`. */
+function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+}
+
+/** A spec that makes every optional object: managed Redis, PDB, HPA, ServiceMonitor and a new PVC. */
+const EVERYTHING: DeepPartial<RegistrySpec> = {
+  storage: { filesystem: { accessMode: 'ReadWriteMany' } },
+  cache: { type: 'redis', redis: { managed: true } },
+  podDisruptionBudget: { enabled: true },
+  autoscaling: { enabled: true },
+};
+
+describe('operator/builders', function () {
+  describe('ownership', function () {
+    it('makes every optional object for a spec that asks for all of them', function () {
+      assert.deepEqual(
+        objectsOf(build(EVERYTHING))
+          .map(([role]) => role)
+          .sort(),
+        ['config', 'deployment', 'hpa', 'pdb', 'pvc', 'redisDeployment', 'redisService', 'service', 'serviceMonitor'],
+      );
+    });
+
+    it('gives everything but the PVC a controlling owner reference with the Registry’s uid', function () {
+      const expected = {
+        apiVersion: 'berth.dev/v1alpha1',
+        kind: 'Registry',
+        name: NAME,
+        uid: UID,
+        controller: true,
+        blockOwnerDeletion: true,
+      };
+      for (const [role, object] of objectsOf(build(EVERYTHING))) {
+        if (role === 'pvc') continue;
+        assert.deepEqual(object.metadata?.ownerReferences, [expected], role);
+      }
+      assert.deepEqual(ownerReference(registry()), expected);
+      assert.deepEqual(buildHttpSecret(registry(), 'x').metadata?.ownerReferences, [expected]);
+    });
+
+    it('leaves the PVC unowned, so deleting the Registry keeps the images', function () {
+      assert.equal(build(EVERYTHING).pvc?.metadata?.ownerReferences, undefined);
+    });
+
+    it('puts every object in the Registry’s namespace with the common labels', function () {
+      const r = registry(EVERYTHING);
+      for (const [role, object] of objectsOf(buildOwnedObjects(r, INPUTS))) {
+        assert.equal(object.metadata?.namespace, NAMESPACE, role);
+        const component = role.startsWith('redis') ? 'redis' : 'registry';
+        assert.ok(
+          selects(commonLabels(r, component), object.metadata?.labels),
+          `${role}: ${JSON.stringify(object.metadata?.labels)}`,
+        );
+      }
+    });
+
+    it('keeps the generated HTTP secret in <name>-http-secret under the key the config reads', function () {
+      const secret = buildHttpSecret(registry(), 'abc');
+      assert.equal(secret.metadata?.name, INPUTS.httpSecret.name);
+      assert.deepEqual(secret.stringData, { [INPUTS.httpSecret.key]: 'abc' });
+    });
+  });
+
+  describe('storage', function () {
+    it('claims a new 10Gi ReadWriteOnce PVC by default and mounts it at the data directory', function () {
+      const owned = build();
+      assert.equal(owned.pvc?.metadata?.name, `${NAME}-data`);
+      assert.deepEqual(owned.pvc?.spec, {
+        accessModes: ['ReadWriteOnce'],
+        resources: { requests: { storage: '10Gi' } },
+      });
+      assert.deepEqual(
+        podSpec(owned.deployment).volumes?.find((v) => v.name === 'data'),
+        { name: 'data', persistentVolumeClaim: { claimName: `${NAME}-data` } },
+      );
+      assert.ok(container(owned).volumeMounts?.some((m) => m.name === 'data' && m.mountPath === DATA_DIR));
+    });
+
+    it('asks for the given storage class, size and access mode', function () {
+      const { pvc } = build({
+        storage: { filesystem: { size: '1Ti', storageClassName: 'fast', accessMode: 'ReadWriteMany' } },
+      });
+      assert.deepEqual(pvc?.spec, {
+        accessModes: ['ReadWriteMany'],
+        resources: { requests: { storage: '1Ti' } },
+        storageClassName: 'fast',
+      });
+    });
+
+    it('makes no PVC for an existing claim, and mounts that claim', function () {
+      const owned = build({ storage: { filesystem: { existingClaim: 'images' } } });
+      assert.equal(owned.pvc, undefined);
+      assert.deepEqual(
+        podSpec(owned.deployment).volumes?.find((v) => v.name === 'data'),
+        { name: 'data', persistentVolumeClaim: { claimName: 'images' } },
+      );
+    });
+
+    it('makes no PVC for an emptyDir, and bounds the volume by its sizeLimit', function () {
+      const owned = build({ storage: { emptyDir: { sizeLimit: '2Gi' } } });
+      assert.equal(owned.pvc, undefined);
+      assert.deepEqual(
+        podSpec(owned.deployment).volumes?.find((v) => v.name === 'data'),
+        { name: 'data', emptyDir: { sizeLimit: '2Gi' } },
+      );
+    });
+
+    for (const [kind, storage] of Object.entries({
+      s3: { s3: { bucket: 'images' } },
+      azure: { azure: { accountName: 'acct', container: 'images' } },
+      gcs: { gcs: { bucket: 'images' } },
+    })) {
+      it(`makes no PVC and no data volume for ${kind}`, function () {
+        const owned = build({ storage });
+        assert.equal(owned.pvc, undefined);
+        assert.equal(
+          podSpec(owned.deployment).volumes?.find((v) => v.name === 'data'),
+          undefined,
+        );
+        assert.equal(
+          container(owned).volumeMounts?.find((m) => m.name === 'data'),
+          undefined,
+        );
+      });
+    }
+
+    it('mounts the GCS key Secret where the config’s keyfile points', function () {
+      const owned = build({ storage: { gcs: { bucket: 'images', credentialsSecret: { name: 'sa' } } } });
+      assert.deepEqual(
+        podSpec(owned.deployment).volumes?.find((v) => v.name === 'gcs-key'),
+        { name: 'gcs-key', secret: { secretName: 'sa' } },
+      );
+      assert.ok(container(owned).volumeMounts?.some((m) => m.name === 'gcs-key' && m.mountPath === GCS_KEY_DIR));
+      assert.match(owned.rendered.yaml, new RegExp(`keyfile: ${GCS_KEY_DIR}/key.json`));
+    });
+  });
+
+  describe('Deployment strategy', function () {
+    for (const [title, storage] of Object.entries({
+      'a ReadWriteOnce claim': { filesystem: { accessMode: 'ReadWriteOnce' } },
+      'a ReadWriteOncePod claim': { filesystem: { accessMode: 'ReadWriteOncePod' } },
+      'an existing ReadWriteOnce claim': { filesystem: { existingClaim: 'images' } },
+    } satisfies Record<string, DeepPartial<RegistrySpec['storage']>>)) {
+      it(`recreates pods on ${title}, which one pod at a time can mount`, function () {
+        assert.deepEqual(build({ storage }).deployment.spec?.strategy, { type: 'Recreate' });
+      });
+    }
+
+    for (const [title, storage] of Object.entries({
+      'a ReadWriteMany claim': { filesystem: { accessMode: 'ReadWriteMany' } },
+      s3: { s3: { bucket: 'images' } },
+      azure: { azure: { accountName: 'acct', container: 'images' } },
+      gcs: { gcs: { bucket: 'images' } },
+      'an emptyDir (pod-local)': { emptyDir: {} },
+    } satisfies Record<string, DeepPartial<RegistrySpec['storage']>>)) {
+      it(`rolls pods without losing capacity on ${title}`, function () {
+        assert.deepEqual(build({ storage }).deployment.spec?.strategy, {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+        });
+      });
+    }
+  });
+
+  describe('replicas and autoscaling', function () {
+    const rwx = { filesystem: { accessMode: 'ReadWriteMany' } } as const;
+
+    it('sets the Deployment’s replicas and makes no HPA while autoscaling is off', function () {
+      const owned = build({ storage: rwx, replicas: 3 });
+      assert.equal(owned.deployment.spec?.replicas, 3);
+      assert.equal(owned.hpa, undefined);
+    });
+
+    it('keeps replicas 0 (scaled to zero) rather than dropping it', function () {
+      const owned = build({ replicas: 0 });
+      assert.equal(owned.deployment.spec?.replicas, 0);
+    });
+
+    it('leaves replicas out and makes an HPA on the Deployment while autoscaling is on', function () {
+      const owned = build({
+        storage: rwx,
+        replicas: 3,
+        autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 9, targetCPUUtilizationPercentage: 60 },
+      });
+      assert.ok(owned.deployment.spec !== undefined && !('replicas' in owned.deployment.spec));
+      assert.equal(owned.hpa?.metadata?.name, NAME);
+      assert.deepEqual(owned.hpa?.spec, {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: owned.deployment.metadata?.name },
+        minReplicas: 2,
+        maxReplicas: 9,
+        metrics: [
+          { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } },
+        ],
+      });
+    });
+  });
+
+  describe('PodDisruptionBudget', function () {
+    it('is absent by default', function () {
+      assert.equal(build().pdb, undefined);
+    });
+
+    it('selects the registry pods with the given maxUnavailable when enabled', function () {
+      const { pdb, deployment } = build({ podDisruptionBudget: { enabled: true, maxUnavailable: '50%' } });
+      assert.equal(pdb?.spec?.maxUnavailable, '50%');
+      assert.deepEqual(pdb?.spec?.selector?.matchLabels, deployment.spec?.selector.matchLabels);
+    });
+  });
+
+  describe('ServiceMonitor', function () {
+    for (const metrics of [true, false]) {
+      for (const monitor of [true, false]) {
+        for (const api of [true, false]) {
+          const made = metrics && monitor && api;
+          it(`is ${made ? 'made' : 'absent'} with metrics ${metrics}, serviceMonitor ${monitor}, API ${api ? 'served' : 'absent'}`, function () {
+            const owned = build(
+              { metrics: { enabled: metrics, serviceMonitor: { enabled: monitor } } },
+              { serviceMonitorApi: api },
+            );
+            assert.equal(owned.serviceMonitor !== undefined, made);
+          });
+        }
+      }
+    }
+
+    it('scrapes the Service’s metrics port at the given interval, with the extra labels', function () {
+      const owned = build({ metrics: { serviceMonitor: { interval: '15s', labels: { release: 'prom' } } } });
+      const monitor = owned.serviceMonitor;
+      assert.equal(monitor?.apiVersion, 'monitoring.coreos.com/v1');
+      assert.equal(monitor?.metadata?.labels?.['release'], 'prom');
+      assert.deepEqual(monitor?.spec['endpoints'], [{ port: 'metrics', path: '/metrics', interval: '15s' }]);
+      const selector = (monitor?.spec['selector'] as { matchLabels: Record<string, string> }).matchLabels;
+      assert.ok(selects(selector, owned.service.metadata?.labels), 'selects the registry Service');
+      assert.ok(owned.service.spec?.ports?.some((p) => p.name === 'metrics'));
+    });
+
+    it('does not select the managed Redis Service', function () {
+      const owned = build({ cache: { type: 'redis', redis: { managed: true } } });
+      const selector = (owned.serviceMonitor?.spec['selector'] as { matchLabels: Record<string, string> }).matchLabels;
+      assert.equal(selects(selector, owned.redisService?.metadata?.labels), false);
+    });
+  });
+
+  describe('managed Redis', function () {
+    it('runs a Redis Deployment and Service named <name>-redis for a managed Redis', function () {
+      const owned = build({ cache: { type: 'redis', redis: { managed: true, image: 'redis:8' } } });
+      const { redisDeployment, redisService } = owned;
+      assert.equal(redisDeployment?.metadata?.name, `${NAME}-redis`);
+      assert.equal(redisService?.metadata?.name, `${NAME}-redis`);
+      assert.equal(podSpec(redisDeployment).containers[0]?.image, 'redis:8');
+      assert.deepEqual(redisService?.spec?.ports, [
+        { name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' },
+      ]);
+      assert.ok(selects(redisService?.spec?.selector, redisDeployment?.spec?.template.metadata?.labels));
+      assert.ok(!selects(redisService?.spec?.selector, owned.deployment.spec?.template.metadata?.labels));
+      assert.ok(!selects(owned.service.spec?.selector, redisDeployment?.spec?.template.metadata?.labels));
+    });
+
+    it('makes no Redis for an external Redis or another cache', function () {
+      for (const cache of [
+        { type: 'redis', redis: { address: 'redis:6379' } },
+        { type: 'inmemory' },
+        { type: 'none' },
+      ] satisfies DeepPartial<RegistrySpec['cache']>[]) {
+        const owned = build({ cache });
+        assert.equal(owned.redisDeployment, undefined, JSON.stringify(cache));
+        assert.equal(owned.redisService, undefined, JSON.stringify(cache));
+      }
+    });
+
+    it('requires the password from its Secret, never writing it into the pod spec', function () {
+      const owned = build({
+        cache: { type: 'redis', redis: { managed: true, passwordSecret: { name: 'redis-auth' } } },
+      });
+      const c = podSpec(owned.redisDeployment).containers[0];
+      assert.deepEqual(c?.env, [
+        { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } },
+      ]);
+      assert.deepEqual(c?.args?.slice(-2), ['--requirepass', '$(REDIS_PASSWORD)']);
+    });
+
+    it('runs Redis as non-root on a read-only root filesystem with no capabilities', function () {
+      const spec = podSpec(build({ cache: { type: 'redis', redis: { managed: true } } }).redisDeployment);
+      assert.equal(spec.securityContext?.runAsNonRoot, true);
+      const sc = spec.containers[0]?.securityContext;
+      assert.equal(sc?.readOnlyRootFilesystem, true);
+      assert.equal(sc?.allowPrivilegeEscalation, false);
+      assert.deepEqual(sc?.capabilities?.drop, ['ALL']);
+    });
+  });
+
+  describe('registry pod', function () {
+    it('annotates the pods with the rendered config’s hash, which podAnnotations cannot override', function () {
+      const owned = build({ podAnnotations: { [CONFIG_HASH_ANNOTATION]: 'forged', note: 'hi' } });
+      const annotations = owned.deployment.spec?.template.metadata?.annotations;
+      assert.equal(annotations?.[CONFIG_HASH_ANNOTATION], owned.rendered.hash);
+      assert.equal(annotations?.['note'], 'hi');
+    });
+
+    it('rolls the pods when the config changes', function () {
+      const hash = (r: OwnedObjects) => r.deployment.spec?.template.metadata?.annotations?.[CONFIG_HASH_ANNOTATION];
+      assert.notEqual(hash(build({ readOnly: true })), hash(build({ readOnly: false })));
+    });
+
+    it('mounts the ConfigMap holding the rendered config where the container reads it', function () {
+      const owned = build();
+      assert.deepEqual(owned.config.data, { 'config.yml': owned.rendered.yaml });
+      const volume = podSpec(owned.deployment).volumes?.find((v) => v.name === 'config');
+      assert.equal(volume?.configMap?.name, owned.config.metadata?.name);
+      assert.ok(
+        container(owned).volumeMounts?.some((m) => m.name === 'config' && m.mountPath === CONFIG_DIR && m.readOnly),
+      );
+      assert.ok(CONFIG_FILE.startsWith(`${CONFIG_DIR}/`) && CONFIG_FILE.endsWith('/config.yml'));
+      assert.deepEqual(container(owned).args, ['serve', '--config', CONFIG_FILE]);
+    });
+
+    it('passes the rendered Secret-backed environment to the container', function () {
+      const owned = build({ cache: { type: 'redis', redis: { address: 'r:6379', passwordSecret: { name: 'pw' } } } });
+      const env = container(owned).env ?? [];
+      for (const e of owned.rendered.env)
+        assert.ok(
+          env.some((x) => JSON.stringify(x) === JSON.stringify(e)),
+          e.name,
+        );
+    });
+
+    it('runs as non-root on a read-only root filesystem with every capability dropped', function () {
+      const owned = build();
+      const pod = podSpec(owned.deployment);
+      assert.equal(pod.securityContext?.runAsNonRoot, true);
+      const sc = container(owned).securityContext;
+      assert.equal(sc?.runAsNonRoot, true);
+      assert.equal(sc?.readOnlyRootFilesystem, true);
+      assert.equal(sc?.allowPrivilegeEscalation, false);
+      assert.deepEqual(sc?.capabilities?.drop, ['ALL']);
+      assert.equal(pod.automountServiceAccountToken, false);
+      // A read-only root needs a writable /tmp.
+      const tmp = container(owned).volumeMounts?.find((m) => m.mountPath === '/tmp');
+      assert.ok(tmp && pod.volumes?.find((v) => v.name === tmp.name)?.emptyDir !== undefined);
+    });
+
+    it('probes /healthz and /readyz on the debug port', function () {
+      const c = container(build());
+      assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'debug' });
+      assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'debug' });
+      assert.deepEqual(c.startupProbe?.httpGet, { path: '/healthz', port: 'debug' });
+      assert.equal(c.ports?.find((p) => p.name === 'debug')?.containerPort, DEBUG_PORT);
+    });
+
+    it('keeps probing the debug port when metrics are off', function () {
+      const c = container(build({ metrics: { enabled: false } }));
+      assert.equal(c.ports?.find((p) => p.name === 'debug')?.containerPort, DEBUG_PORT);
+    });
+
+    it('applies podLabels and podAnnotations, but never lets them override the selector labels', function () {
+      const r = registry({
+        podLabels: { team: 'a', 'app.kubernetes.io/instance': 'other', 'app.kubernetes.io/component': 'redis' },
+        podAnnotations: { 'example.com/owner': 'ops' },
+      });
+      const { deployment, service } = buildOwnedObjects(r, INPUTS);
+      const labels = deployment.spec?.template.metadata?.labels;
+      assert.equal(labels?.['team'], 'a');
+      assert.deepEqual(deployment.spec?.selector.matchLabels, selectorLabels(r));
+      assert.ok(selects(selectorLabels(r), labels), JSON.stringify(labels));
+      assert.ok(selects(service.spec?.selector, labels));
+      assert.equal(deployment.spec?.template.metadata?.annotations?.['example.com/owner'], 'ops');
+    });
+
+    it('passes scheduling and resources through to the pod', function () {
+      const spec: DeepPartial<RegistrySpec> = {
+        nodeSelector: { disk: 'ssd' },
+        tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+        affinity: { nodeAffinity: {} },
+        resources: { requests: { cpu: '100m' } },
+        image: 'example.com/berth:dev',
+        imagePullPolicy: 'Always',
+      };
+      const owned = build(spec);
+      const pod = podSpec(owned.deployment);
+      assert.deepEqual(pod.nodeSelector, { disk: 'ssd' });
+      assert.deepEqual(pod.tolerations, spec.tolerations);
+      assert.deepEqual(pod.affinity, { nodeAffinity: {} });
+      assert.deepEqual(container(owned).resources, { requests: { cpu: '100m' } });
+      assert.equal(container(owned).image, 'example.com/berth:dev');
+      assert.equal(container(owned).imagePullPolicy, 'Always');
+    });
+
+    it('mounts the htpasswd Secret where the config’s auth path points', function () {
+      const owned = build({ auth: { htpasswd: { name: 'users', key: 'file' } } });
+      assert.deepEqual(
+        podSpec(owned.deployment).volumes?.find((v) => v.name === 'htpasswd'),
+        { name: 'htpasswd', secret: { secretName: 'users' } },
+      );
+      assert.ok(container(owned).volumeMounts?.some((m) => m.name === 'htpasswd' && m.mountPath === HTPASSWD_DIR));
+      assert.match(owned.rendered.yaml, new RegExp(`path: ${HTPASSWD_DIR}/file`));
+    });
+  });
+
+  describe('Service', function () {
+    it('exposes the registry port, and the metrics port only while metrics are on', function () {
+      const on = build({ service: { port: 443 } }).service.spec?.ports;
+      assert.deepEqual(on, [
+        { name: 'registry', port: 443, targetPort: 'registry', protocol: 'TCP' },
+        { name: 'metrics', port: DEBUG_PORT, targetPort: 'debug', protocol: 'TCP' },
+      ]);
+      const off = build({ metrics: { enabled: false } }).service.spec?.ports;
+      assert.deepEqual(
+        off?.map((p) => p.name),
+        ['registry'],
+      );
+    });
+
+    it('has the given type and annotations and selects the registry pods', function () {
+      const { service, deployment } = build({
+        service: { type: 'LoadBalancer', annotations: { 'example.com/lb': 'internal' } },
+      });
+      assert.equal(service.spec?.type, 'LoadBalancer');
+      assert.deepEqual(service.metadata?.annotations, { 'example.com/lb': 'internal' });
+      assert.deepEqual(service.spec?.selector, deployment.spec?.selector.matchLabels);
+    });
+
+    it('targets container ports that exist', function () {
+      const owned = build();
+      const names = new Set(container(owned).ports?.map((p) => p.name));
+      for (const p of owned.service.spec?.ports ?? []) assert.ok(names.has(String(p.targetPort)), String(p.targetPort));
+    });
+  });
+
+  describe('endpoint and describeBackends', function () {
+    it('gives the in-cluster address <service>.<namespace>.svc:<port>', function () {
+      assert.equal(endpoint(registry({ service: { port: 8080 } })), `${NAME}.${NAMESPACE}.svc:8080`);
+    });
+
+    it('describes the storage backend and the cache', function () {
+      const backends = (spec: DeepPartial<RegistrySpec>): ReturnType<typeof describeBackends> =>
+        describeBackends(registry(spec));
+      assert.deepEqual(backends({}), { storage: 'filesystem', cache: 'inmemory' });
+      assert.deepEqual(backends({ storage: { s3: { bucket: 'b' } }, cache: { type: 'none' } }), {
+        storage: 's3',
+        cache: 'none',
+      });
+      assert.deepEqual(backends({ cache: { type: 'redis', redis: { managed: true } } }).cache, 'redis (managed)');
+      assert.deepEqual(backends({ cache: { type: 'redis', redis: { address: 'r:6379' } } }).cache, 'redis r:6379');
+    });
+  });
+});
