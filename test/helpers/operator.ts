@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startOperator, type OperatorOptions, type RunningOperator } from '../../src/operator/main.js';
 import { createLogger } from '../../src/log.js';
 import { CLI, REPO_ROOT } from './harness.js';
-import type { KubeCluster } from './kube.js';
+import { startKubeCluster, type KubeCluster } from './kube.js';
 
 export const CRD_DIR = join(REPO_ROOT, 'crds');
 export const EXAMPLES_DIR = join(REPO_ROOT, 'examples');
@@ -87,6 +87,53 @@ export function condition(registry: Json | undefined, type: string): Condition |
 export async function installCrds(cluster: KubeCluster): Promise<void> {
   await kubectlOk(cluster, ['apply', '--server-side', '-f', CRD_DIR]);
   await kubectlOk(cluster, ['wait', '--for=condition=Established', '--timeout=30s', 'crd/registries.berth.dev']);
+}
+
+/** A fresh API server with the CRD installed and the given namespaces (plus the operator's) created. */
+export async function startClusterWithCrds(namespaces: readonly string[]): Promise<KubeCluster> {
+  const cluster = await startKubeCluster();
+  await installCrds(cluster);
+  for (const ns of [...namespaces, OPERATOR_NAMESPACE]) await ensureNamespace(cluster, ns);
+  return cluster;
+}
+
+/** A minimal stand-in for prometheus-operator's CRD: enough for the monitoring.coreos.com/v1 API to exist. */
+export async function installServiceMonitorCrd(cluster: KubeCluster): Promise<void> {
+  const crd = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servicemonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`;
+  await kubectlOk(cluster, ['apply', '-f', '-'], crd);
+  await kubectlOk(cluster, ['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com']);
+}
+
+/** Deletes a Deployment and waits for the operator to put back a new one (a different uid). */
+export async function deleteAndAwaitRepair(
+  cluster: KubeCluster,
+  namespace: string,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<Json> {
+  const old = await getObject(cluster, 'deployment', name, namespace);
+  await kubectlOk(cluster, ['delete', 'deployment', name, '-n', namespace, '--wait=true']);
+  return waitFor(
+    `deployment ${namespace}/${name} back`,
+    async () => {
+      const d = await getObject(cluster, 'deployment', name, namespace);
+      return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? d : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function ensureNamespace(cluster: KubeCluster, name: string): Promise<void> {

@@ -16,16 +16,14 @@ import {
   type BuiltLayout,
   type SkopeoContext,
 } from '../helpers/images.js';
-import { startKubeCluster, type KubeCluster } from '../helpers/kube.js';
+import type { KubeCluster } from '../helpers/kube.js';
 import {
   EXAMPLES_DIR,
-  OPERATOR_NAMESPACE,
   at,
-  ensureNamespace,
   getObject,
-  installCrds,
   kubectlOk,
   runOperator,
+  startClusterWithCrds,
   waitFor,
 } from '../helpers/operator.js';
 
@@ -48,10 +46,7 @@ describe('operator-rendered config run by berth serve @integration', function ()
   let image: BuiltLayout;
 
   before(async function () {
-    cluster = await startKubeCluster();
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    await ensureNamespace(cluster, OPERATOR_NAMESPACE);
+    cluster = await startClusterWithCrds([NS]);
     operator = await runOperator(cluster.kubeconfig);
     work = await tempDir('berth-bridge-');
     ctx = await skopeoContext(work);

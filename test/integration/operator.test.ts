@@ -6,19 +6,20 @@ import { join } from 'node:path';
 import type { RunningOperator } from '../../src/operator/main.js';
 import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
-import { startKubeCluster, type KubeCluster } from '../helpers/kube.js';
+import type { KubeCluster } from '../helpers/kube.js';
 import {
   EXAMPLES_DIR,
   OPERATOR_NAMESPACE,
   at,
   condition,
-  ensureNamespace,
+  deleteAndAwaitRepair,
   getObject,
-  installCrds,
+  installServiceMonitorCrd,
   kubectlOk,
   markDeploymentAvailable,
   runOperator,
   spawnOperator,
+  startClusterWithCrds,
   waitFor,
 } from '../helpers/operator.js';
 
@@ -62,10 +63,7 @@ describe('operator against a real API server @integration', function () {
 
   before(async function () {
     this.timeout(180_000);
-    cluster = await startKubeCluster();
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    await ensureNamespace(cluster, OPERATOR_NAMESPACE);
+    cluster = await startClusterWithCrds([NS]);
   });
 
   after(async () => {
@@ -289,12 +287,7 @@ describe('operator against a real API server @integration', function () {
     });
 
     it('puts back a deleted Deployment', async () => {
-      const old = await getObject(cluster, 'deployment', 'registry', NS);
-      await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS, '--wait=true']);
-      const back = await waitFor('the Deployment back', async () => {
-        const d = await getObject(cluster, 'deployment', 'registry', NS);
-        return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? d : undefined;
-      });
+      const back = await deleteAndAwaitRepair(cluster, NS, 'registry');
       assert.equal(at(back, 'spec.replicas'), 1);
     });
 
@@ -412,8 +405,7 @@ describe('operator against a real API server @integration', function () {
     });
 
     it('makes a ServiceMonitor once the monitoring.coreos.com API exists, and removes objects the spec drops', async () => {
-      await kubectlOk(cluster, ['apply', '-f', '-'], SERVICE_MONITOR_CRD);
-      await kubectlOk(cluster, ['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com']);
+      await installServiceMonitorCrd(cluster);
       await kubectlOk(cluster, [
         'annotate',
         'registry',
@@ -521,16 +513,7 @@ describe('operator against a real API server @integration', function () {
       await cluster.stopApiServer();
       await new Promise((r) => setTimeout(r, 2_000));
       await cluster.startApiServer();
-      const old = await getObject(cluster, 'deployment', 'registry', NS);
-      await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS]);
-      await waitFor(
-        'the Deployment back after the restart',
-        async () => {
-          const d = await getObject(cluster, 'deployment', 'registry', NS);
-          return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? true : undefined;
-        },
-        90_000,
-      );
+      await deleteAndAwaitRepair(cluster, NS, 'registry', 90_000);
     });
   });
 
@@ -566,12 +549,19 @@ describe('operator against a real API server @integration', function () {
           20_000,
         );
         assert.equal(second, standby.identity);
-        const old = await getObject(cluster, 'deployment', 'registry', NS);
-        await kubectlOk(cluster, ['delete', 'deployment', 'registry', '-n', NS]);
-        await waitFor('the new leader repairs', async () => {
-          const d = await getObject(cluster, 'deployment', 'registry', NS);
-          return d !== undefined && at(d, 'metadata.uid') !== at(old, 'metadata.uid') ? true : undefined;
-        });
+        // The standby took over because the leader released the lease, not because it expired: the new term began
+        // well inside the released lease's 15 s, as the lease's own server-side times show.
+        const lease = await getObject(cluster, 'lease', 'berth-operator', OPERATOR_NAMESPACE);
+        assert.ok(Number(at(lease, 'spec.leaseTransitions')) >= 1);
+        const released = leader
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"released the lease"'))
+          .map((l) => Date.parse(String((JSON.parse(l) as Json)['time'])))[0];
+        assert.ok(released !== undefined, 'no release logged');
+        const acquired = Date.parse(String(at(lease, 'spec.acquireTime')));
+        assert.ok(acquired - released < 15_000, `acquired ${acquired - released} ms after the release`);
+        await deleteAndAwaitRepair(cluster, NS, 'registry');
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }
@@ -586,12 +576,8 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
 
   before(async function () {
     this.timeout(180_000);
-    cluster = await startKubeCluster();
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    await ensureNamespace(cluster, OPERATOR_NAMESPACE);
-    await kubectlOk(cluster, ['apply', '-f', '-'], SERVICE_MONITOR_CRD);
-    await kubectlOk(cluster, ['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com']);
+    cluster = await startClusterWithCrds([NS]);
+    await installServiceMonitorCrd(cluster);
   });
 
   after(async () => {
@@ -685,19 +671,3 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
     });
   });
 });
-
-/** A minimal stand-in for prometheus-operator's CRD: enough for the API group to exist. */
-const SERVICE_MONITOR_CRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: servicemonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`;

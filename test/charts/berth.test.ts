@@ -1,0 +1,88 @@
+// The Helm chart: it lints clean under its values schema, renders the operator as the operator runs, rejects bad
+// values, and installs the same CRD as crds/.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
+import { runCommand } from '../helpers/images.js';
+
+const CHART = join(REPO_ROOT, 'charts', 'berth');
+const HELM = join(TOOLS_BIN, 'helm');
+
+type Json = Record<string, unknown>;
+
+async function helm(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await runCommand(HELM, args, { timeoutMs: 60_000, env: { PATH: process.env['PATH'] ?? '', HOME: '/tmp' } });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function render(extra: readonly string[] = []): Promise<Json[]> {
+  const r = await helm(['template', 'berth', CHART, '-n', 'berth-system', ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as Json | null)
+    .filter((d): d is Json => d !== null);
+}
+
+describe('charts/berth @integration', function () {
+  this.timeout(60_000);
+
+  it('passes helm lint --strict', async () => {
+    const r = await helm(['lint', CHART, '--strict']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
+  it('renders the operator Deployment, its RBAC and the Grafana dashboard', async () => {
+    const docs = await render();
+    const kinds = docs.map((d) => `${String(d['kind'])}`).sort();
+    for (const k of [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'Deployment',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+    ]) {
+      assert.ok(kinds.includes(k), `no ${k} in ${kinds.join(', ')}`);
+    }
+    const deployment = docs.find((d) => d['kind'] === 'Deployment') as Json;
+    const spec = (((deployment['spec'] as Json)['template'] as Json)['spec'] as Json)['containers'] as Json[];
+    assert.deepEqual(spec[0]?.['args'], ['operator', '--health-addr', ':8081']);
+    const dashboard = docs.find((d) => d['kind'] === 'ConfigMap') as Json;
+    const data = dashboard['data'] as Record<string, string>;
+    const shipped = await readFile(join(CHART, 'dashboards', 'berth-registry.json'), 'utf8');
+    assert.ok(
+      Object.values(data).some((v) => v.trim() === shipped.trim()),
+      'the dashboard ConfigMap differs from the file',
+    );
+  });
+
+  it('renders a ServiceMonitor only where the monitoring API exists', async () => {
+    const without = await render(['--set', 'metrics.serviceMonitor.enabled=true']);
+    assert.ok(!without.some((d) => d['kind'] === 'ServiceMonitor'));
+    const withApi = await render([
+      '--set',
+      'metrics.serviceMonitor.enabled=true',
+      '--api-versions',
+      'monitoring.coreos.com/v1',
+    ]);
+    assert.ok(withApi.some((d) => d['kind'] === 'ServiceMonitor'));
+  });
+
+  it('rejects values its schema does not allow, naming them', async () => {
+    const r = await helm(['template', 'berth', CHART, '--set', 'logLevel=loud']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /logLevel/);
+  });
+
+  it('installs the same CRD as crds/', async () => {
+    const name = 'berth.dev_registries.yaml';
+    assert.equal(
+      await readFile(join(CHART, 'crds', name), 'utf8'),
+      await readFile(join(REPO_ROOT, 'crds', name), 'utf8'),
+    );
+  });
+});
