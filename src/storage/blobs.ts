@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../oci/errors.js';
 import type { Digest } from '../oci/digest.js';
-import { isNotFound, type StorageDriver } from './driver.js';
+import { isNotFound, type PositionalFile, type StorageDriver } from './driver.js';
 import { paths } from './paths.js';
 
 export interface BlobDescriptor {
@@ -58,6 +58,21 @@ export class GlobalBlobs implements BlobStatter {
         length,
         ...(signal === undefined ? {} : { signal }),
       });
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a blob for positional reads when the driver can (the fast path for sending it); undefined when the driver
+   * only streams. Throws BLOB_UNKNOWN for a missing blob.
+   */
+  async openFile(digest: Digest): Promise<PositionalFile | undefined> {
+    const open = this.#driver.open?.bind(this.#driver);
+    if (open === undefined) return undefined;
+    try {
+      return await open(paths.blobData(digest));
     } catch (err) {
       if (isNotFound(err)) throw unknown(digest);
       throw err;

@@ -29,6 +29,16 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A file opened for reads at any position: the fast path for sending blobs through a few reused buffers. */
+export interface PositionalFile {
+  /** Size when opened. */
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into the start of `buffer`; resolves how many (0 at the end). */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  /** Releases the file; reads afterwards fail. */
+  close(): Promise<void>;
+}
+
 export interface StorageDriver {
   /** Short name for logs and metrics (`filesystem`, `inmemory`). */
   readonly name: string;
@@ -38,6 +48,11 @@ export interface StorageDriver {
   putContent(path: string, content: Uint8Array): Promise<void>;
   /** Streams a file from an offset. Throws PathNotFound, or InvalidOffset when offset is past the end. */
   reader(path: string, options?: ReadOptions): Promise<Readable>;
+  /**
+   * Optional: opens a file for positional reads, which lets the HTTP layer reuse its buffers instead of allocating
+   * one per chunk. Drivers that can only stream leave it out. Throws PathNotFound.
+   */
+  open?(path: string): Promise<PositionalFile>;
   /** Opens a file for writing, truncated or (with append) continuing from its current end. */
   writer(path: string, append: boolean): Promise<FileWriter>;
   /** Size, time and kind of a file or directory. Throws PathNotFound. */

@@ -221,6 +221,44 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverUnderT
       });
     });
 
+    describe('open (positional reads)', function () {
+      const content = pattern(300_000, 5);
+
+      beforeEach(async function () {
+        // Written in pieces, so in-memory files span several chunks.
+        const w = await d.writer('/blob/positional', false);
+        for (let at = 0; at < content.length; at += 7_919) await writeChunk(w.stream, content.subarray(at, at + 7_919));
+        w.stream.end();
+        await w.commit();
+      });
+
+      it('reads any range into the caller buffer and reports the size', async function () {
+        const open = d.open?.bind(d);
+        assert.ok(open !== undefined, `${d.name} has no open()`);
+        const file = await open('/blob/positional');
+        try {
+          assert.equal(file.size, content.length);
+          const buffer = Buffer.alloc(20_000);
+          for (const position of [0, 7_918, 7_919, 123_457, content.length - 20_000]) {
+            const n = await file.read(buffer, 20_000, position);
+            assert.equal(n, 20_000);
+            assert.deepEqual(buffer, content.subarray(position, position + 20_000), `at ${position}`);
+          }
+          assert.equal(await file.read(buffer, 100, content.length - 10), 10, 'a read past the end is short');
+          assert.deepEqual(buffer.subarray(0, 10), content.subarray(content.length - 10));
+          assert.equal(await file.read(buffer, 100, content.length), 0, 'a read at the end reads nothing');
+        } finally {
+          await file.close();
+        }
+      });
+
+      it('throws PathNotFound for a missing file', async function () {
+        const open = d.open?.bind(d);
+        assert.ok(open !== undefined);
+        await assert.rejects(open('/blob/nothing'), isStorageError('PathNotFound', '/blob/nothing'));
+      });
+    });
+
     describe('writer', function () {
       it('creates a new file that is readable after commit', async function () {
         await writeFile('/up/new', Buffer.from('hello'));

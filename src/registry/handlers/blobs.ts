@@ -5,6 +5,7 @@ import { isValidName } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
 import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
+import { sendFile } from '../send-file.js';
 
 /** Throws NAME_UNKNOWN for a repository nothing was pushed to, else rethrows `err`. */
 export async function explainMissing(repo: Repository, err: unknown): Promise<never> {
@@ -61,7 +62,21 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     ctx.status = range === undefined ? 200 : 206;
     ctx.type = desc.mediaType;
     if (range !== undefined) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${desc.size}`);
-    if (ctx.method !== 'HEAD') ctx.body = await storage.blobs.open(digest, start, length);
+    ctx.set('Content-Length', String(length));
+    if (ctx.method === 'HEAD') return;
+    const file = length > 0 ? await storage.blobs.openFile(digest) : undefined;
+    if (file !== undefined) {
+      // Past this point Koa leaves the response to sendFile; its status and headers are already set.
+      ctx.respond = false;
+      try {
+        await sendFile(ctx.res, file, start, length);
+      } catch (err) {
+        ctx.respond = true;
+        throw err;
+      }
+      return;
+    }
+    ctx.body = await storage.blobs.open(digest, start, length);
     ctx.set('Content-Length', String(length));
   }
 

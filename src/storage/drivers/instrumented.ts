@@ -4,7 +4,7 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { FileInfo, FileWriter, ReadOptions, StorageDriver } from '../driver.js';
+import type { FileInfo, FileWriter, PositionalFile, ReadOptions, StorageDriver } from '../driver.js';
 import { ROOT } from '../paths.js';
 
 export const STORAGE_ACTIONS = [
@@ -149,6 +149,26 @@ export class InstrumentedDriver implements StorageDriver {
     const counter = new ByteCounter((n) => this.#metrics.pulled.inc({ driver: this.name }, n));
     // Destroying the returned stream (a client that leaves) destroys the driver's stream too.
     return pipeline(stream, counter, () => undefined);
+  }
+
+  /** Present exactly when the wrapped driver has it. */
+  get open(): ((path: string) => Promise<PositionalFile>) | undefined {
+    const open = this.#inner.open?.bind(this.#inner);
+    if (open === undefined) return undefined;
+    return async (path: string): Promise<PositionalFile> => {
+      const file = await this.#timed('Reader', () => open(path));
+      if (!BLOB_DATA.test(path)) return file;
+      const driver = { driver: this.name };
+      return {
+        size: file.size,
+        read: async (buffer, length, position) => {
+          const n = await file.read(buffer, length, position);
+          this.#metrics.pulled.inc(driver, n);
+          return n;
+        },
+        close: () => file.close(),
+      };
+    };
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {

@@ -11,6 +11,7 @@ import {
   StorageError,
   type FileInfo,
   type FileWriter,
+  type PositionalFile,
   type ReadOptions,
   type StorageDriver,
 } from '../../driver.js';
@@ -138,6 +139,28 @@ export class FilesystemDriver implements StorageDriver {
         autoClose: true,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async open(path: string): Promise<PositionalFile> {
+    const full = this.#full(path);
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(full, 'r');
+    } catch (err) {
+      throw mapError(err, path);
+    }
+    try {
+      const { size, isFile } = await handle.stat().then((st) => ({ size: st.size, isFile: st.isFile() }));
+      if (!isFile) throw new StorageError('PathNotFound', path, `${path} is a directory`);
+      return {
+        size,
+        read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead,
+        close: () => handle.close(),
+      };
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw err;

@@ -7,6 +7,7 @@ import {
   StorageError,
   type FileInfo,
   type FileWriter,
+  type PositionalFile,
   type ReadOptions,
   type StorageDriver,
 } from '../../driver.js';
@@ -99,6 +100,34 @@ export class InMemoryDriver implements StorageDriver {
       objectMode: false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+  }
+
+  async open(path: string): Promise<PositionalFile> {
+    const f = this.#file(path);
+    // The file as it is now: a later replace swaps the chunk list, never the chunks.
+    const chunks = f.chunks.slice();
+    let closed = false;
+    return {
+      size: f.size,
+      read: async (buffer, length, position) => {
+        if (closed) throw new Error(`${path}: read after close`);
+        let copied = 0;
+        let pos = 0;
+        for (const c of chunks) {
+          const end = pos + c.length;
+          if (copied < length && end > position + copied) {
+            const from = position + copied - pos;
+            copied += c.copy(buffer, copied, from, Math.min(c.length, from + length - copied));
+          }
+          pos = end;
+          if (copied >= length) break;
+        }
+        return copied;
+      },
+      close: async () => {
+        closed = true;
+      },
+    };
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
