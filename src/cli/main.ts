@@ -90,6 +90,9 @@ async function operator(args: string[]): Promise<number> {
   const signal = await shutdownSignal();
   log.info({ signal }, 'shutting down: releasing the lease');
   await running.stop();
+  // Everything is stopped and the lease released; a watch socket the client library still holds must not keep the
+  // process (and its pod) alive.
+  setTimeout(() => process.exit(0), 2_000).unref();
   return 0;
 }
 

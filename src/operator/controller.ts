@@ -4,6 +4,7 @@ import {
   AppsV1Api,
   AutoscalingV2Api,
   CoreV1Api,
+  CustomObjectsApi,
   PolicyV1Api,
   type KubeConfig,
   type KubernetesListObject,
@@ -32,14 +33,23 @@ export class Controller {
   readonly #informers: ResilientInformer<KubernetesObject>[] = [];
   readonly #registries: ResilientInformer<Registry>;
   readonly #resyncMs: number;
+  readonly #kc: KubeConfig;
+  readonly #relistMs: number;
   #resyncTimer: NodeJS.Timeout | undefined;
+  #monitorTimer: NodeJS.Timeout | undefined;
+  /** Watches ServiceMonitors once the cluster serves their API (it may be installed after the operator starts). */
+  #serviceMonitors: ResilientInformer<KubernetesObject> | undefined;
   #started = false;
+  /** Between start() and stop(): what late callbacks check before starting anything. */
+  #active = false;
 
   constructor(kc: KubeConfig, log: Logger, metrics: OperatorMetrics, options: ControllerOptions = {}) {
     this.#kube = new Kube(kc);
     this.#log = log;
     this.#metrics = metrics;
     this.#resyncMs = options.resyncMs ?? 300_000;
+    this.#kc = kc;
+    this.#relistMs = options.relistMs ?? 300_000;
     const reconciler = new Reconciler(this.#kube, log);
     this.#queue = new WorkQueue(
       async (key) => {
@@ -110,6 +120,11 @@ export class Controller {
         list: () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: selector }),
       },
       {
+        name: 'secrets',
+        path: '/api/v1/secrets',
+        list: () => core.listSecretForAllNamespaces({ labelSelector: selector }),
+      },
+      {
         name: 'horizontalpodautoscalers',
         path: '/apis/autoscaling/v2/horizontalpodautoscalers',
         list: () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: selector }),
@@ -142,9 +157,47 @@ export class Controller {
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
+  async #watchServiceMonitors(): Promise<void> {
+    if (this.#serviceMonitors !== undefined || !this.#active) return;
+    const served = await this.#kube.hasServiceMonitorApi().catch(() => false);
+    // Stopped, or another call got there, while the discovery request ran.
+    if (!served || this.#serviceMonitors !== undefined || !this.#active) return;
+    const custom = this.#kc.makeApiClient(CustomObjectsApi);
+    const labelSelector = `${MANAGED_BY}=${FIELD_MANAGER}`;
+    const kind: WatchedKind<KubernetesObject> = {
+      name: 'servicemonitors',
+      path: '/apis/monitoring.coreos.com/v1/servicemonitors',
+      labelSelector,
+      list: async () => {
+        const list: unknown = await custom.listClusterCustomObject({
+          group: 'monitoring.coreos.com',
+          version: 'v1',
+          plural: 'servicemonitors',
+          labelSelector,
+        });
+        return list as KubernetesListObject<KubernetesObject>;
+      },
+    };
+    const informer = new ResilientInformer(
+      this.#kc,
+      kind,
+      (o) => this.#enqueue(o.metadata?.namespace, o.metadata?.labels?.[INSTANCE]),
+      this.#log,
+      this.#relistMs,
+    );
+    informer.onRestart = (k) => this.#metrics.informerRestarts.inc({ kind: k });
+    this.#serviceMonitors = informer;
+    await informer.start();
+    this.#log.info('watching ServiceMonitors');
+  }
+
   async start(): Promise<void> {
+    this.#active = true;
     this.#queue.resume();
     await Promise.all([this.#registries.start(), ...this.#informers.map((i) => i.start())]);
+    await this.#watchServiceMonitors();
+    this.#monitorTimer = setInterval(() => void this.#watchServiceMonitors(), 15_000);
+    this.#monitorTimer.unref();
     this.#started = true;
     this.#resyncTimer = setInterval(() => {
       for (const r of this.#registries.cache.list()) this.#enqueue(r.metadata?.namespace, r.metadata?.name);
@@ -154,8 +207,16 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.#active = false;
     clearInterval(this.#resyncTimer);
-    await Promise.all([this.#registries.stop(), ...this.#informers.map((i) => i.stop())]);
+    clearInterval(this.#monitorTimer);
+    const monitors = this.#serviceMonitors;
+    this.#serviceMonitors = undefined;
+    await Promise.all([
+      this.#registries.stop(),
+      ...this.#informers.map((i) => i.stop()),
+      ...(monitors === undefined ? [] : [monitors.stop()]),
+    ]);
     await this.#queue.stop();
     this.#started = false;
     this.#log.info('controller stopped');
