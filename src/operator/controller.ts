@@ -191,7 +191,20 @@ export class Controller {
     this.#log.info('watching ServiceMonitors');
   }
 
-  async start(): Promise<void> {
+  /** Starts and stops run one after another, so a stop that arrives mid-start stops everything start made. */
+  #transition: Promise<void> = Promise.resolve();
+
+  start(): Promise<void> {
+    this.#transition = this.#transition.catch(() => undefined).then(() => this.#start());
+    return this.#transition;
+  }
+
+  stop(): Promise<void> {
+    this.#transition = this.#transition.catch(() => undefined).then(() => this.#stop());
+    return this.#transition;
+  }
+
+  async #start(): Promise<void> {
     this.#active = true;
     this.#queue.resume();
     await Promise.all([this.#registries.start(), ...this.#informers.map((i) => i.start())]);
@@ -206,7 +219,7 @@ export class Controller {
     this.#log.info({ informers: this.#informers.length + 1 }, 'controller started');
   }
 
-  async stop(): Promise<void> {
+  async #stop(): Promise<void> {
     this.#active = false;
     clearInterval(this.#resyncTimer);
     clearInterval(this.#monitorTimer);

@@ -24,6 +24,10 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
 }
 
+export function isConflict(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 409;
+}
+
 /** A short human message from an API error (the Status message when there is one). */
 export function apiMessage(err: unknown): string {
   if (err instanceof ApiException) {
@@ -67,8 +71,8 @@ export class Kube {
   }
 
   /** Server-side apply: the object's fields become ours; fields others set and we don't are left alone. */
-  async apply<T extends KubernetesObject>(object: T): Promise<T> {
-    return this.#objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  async apply<T extends KubernetesObject>(object: T, manager: string = FIELD_MANAGER): Promise<T> {
+    return this.#objects.patch(object, undefined, undefined, manager, true, PatchStrategy.ServerSideApply);
   }
 
   async create<T extends KubernetesObject>(object: T): Promise<T> {
@@ -177,11 +181,15 @@ export interface WatchedKind<T extends KubernetesObject> {
  * a dropped watch never leaves the operator blind.
  */
 export class ResilientInformer<T extends KubernetesObject> {
-  readonly #informer: Informer<T> & ObjectCache<T>;
+  #informer: Informer<T> & ObjectCache<T>;
+  readonly #kc: KubeConfig;
   readonly #kind: WatchedKind<T>;
+  readonly #onEvent: (obj: T) => void;
   readonly #log: Logger;
   #stopped = false;
   #failures = 0;
+  /** Errors seen so far: start() resets the backoff only when its list raised none. */
+  #errors = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #relistTimer: NodeJS.Timeout | undefined;
   readonly #relistMs: number;
@@ -190,19 +198,32 @@ export class ResilientInformer<T extends KubernetesObject> {
   onDelete: ((obj: T) => void) | undefined;
 
   constructor(kc: KubeConfig, kind: WatchedKind<T>, onEvent: (obj: T) => void, log: Logger, relistMs = 300_000) {
+    this.#kc = kc;
     this.#kind = kind;
+    this.#onEvent = onEvent;
     this.#log = log.child({ informer: kind.name });
     this.#relistMs = relistMs;
-    this.#informer = makeInformer(kc, kind.path, kind.list, kind.labelSelector);
-    for (const verb of ['add', 'update'] as const) this.#informer.on(verb, onEvent);
-    this.#informer.on('delete', (obj: T) => {
-      onEvent(obj);
+    this.#informer = this.#make();
+  }
+
+  #make(): Informer<T> & ObjectCache<T> {
+    const informer = makeInformer(this.#kc, this.#kind.path, this.#kind.list, this.#kind.labelSelector);
+    const event = (obj: T): void => {
+      this.#failures = 0; // events flow: the watch works
+      this.#onEvent(obj);
+    };
+    informer.on('add', event);
+    informer.on('update', event);
+    informer.on('delete', (obj: T) => {
+      event(obj);
       this.onDelete?.(obj);
     });
-    this.#informer.on('error', (err: unknown) => this.#restart(err));
-    this.#informer.on('connect', () => {
-      this.#failures = 0;
+    informer.on('error', (err: unknown) => {
+      if (informer !== this.#informer) return; // a replaced informer's last words
+      this.#errors++;
+      this.#restart(err);
     });
+    return informer;
   }
 
   get cache(): ObjectCache<T> {
@@ -211,9 +232,13 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   async start(): Promise<void> {
     this.#stopped = false;
+    const errors = this.#errors;
     try {
       await this.#informer.start();
+      // The client emits 'connect' before it lists, so only a start whose list raised nothing resets the backoff.
+      if (this.#errors === errors) this.#failures = 0;
     } catch (err) {
+      this.#errors++;
       this.#restart(err);
     }
     this.#scheduleRelist();
@@ -226,11 +251,19 @@ export class ResilientInformer<T extends KubernetesObject> {
     await this.#informer.stop();
   }
 
+  /** A fresh informer: it lists from scratch (a restarted one would only resume its watch). */
+  async #replace(): Promise<void> {
+    const old = this.#informer;
+    this.#informer = this.#make();
+    await old.stop();
+    if (this.#stopped) return;
+    await this.start();
+  }
+
   #scheduleRelist(): void {
     clearTimeout(this.#relistTimer);
     this.#relistTimer = setTimeout(() => {
-      if (this.#stopped) return;
-      void this.#informer.stop().then(() => this.start());
+      if (!this.#stopped) void this.#replace();
     }, this.#relistMs);
     this.#relistTimer.unref();
   }
@@ -244,7 +277,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#restartTimer = setTimeout(() => {
       if (this.#stopped) return;
       this.onRestart?.(this.#kind.name);
-      void this.#informer.stop().then(() => this.start());
+      void this.#replace();
     }, delay);
     this.#restartTimer.unref();
   }

@@ -2,6 +2,7 @@
 // candidate takes it over only after it has gone unrenewed for its duration; writes carry the resourceVersion they
 // read, so two candidates can never both win. Stopping releases the lease so a standby takes over at once.
 import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 
 export interface LeaderOptions {
@@ -20,18 +21,20 @@ export interface LeaderCallbacks {
   readonly onStoppedLeading: () => Promise<void>;
 }
 
+/** Waits `ms`, or less when `signal` aborts; never rejects. */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+  delay(ms, undefined, { signal }).catch(() => undefined);
+
+/** Resolves like `work`, or to 'timeout' after `ms` (the request itself is left to finish or fail on its own). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(ms, 0))));
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A lease time as milliseconds: the client deserialises MicroTime fields as strings, whatever its types say. */
 function timeMs(value: unknown): number {
@@ -47,8 +50,12 @@ export class LeaderElector {
   readonly #abort = new AbortController();
   #leading = false;
   #loop: Promise<void> | undefined;
-  /** When this process last renewed successfully (ms). */
+  /** When this process's last successful renewal was sent (ms). */
   #renewedAt = 0;
+  /** Another holder seen in the lease while this process thought it led. */
+  #lostTo: string | undefined;
+  /** The lease record as last seen and when it was first seen so: expiry is timed by this clock, not the holder's. */
+  #observed: { readonly record: string; readonly at: number } | undefined;
 
   constructor(kc: KubeConfig, options: LeaderOptions, log: Logger) {
     this.#api = kc.makeApiClient(CoordinationV1Api);
@@ -73,24 +80,35 @@ export class LeaderElector {
   async #run(cb: LeaderCallbacks): Promise<void> {
     const signal = this.#abort.signal;
     while (!signal.aborted) {
+      // Measured from before the request: the lease records the time the request carried, not when it returned.
+      const attemptAt = Date.now();
+      // A leader gives an attempt only what is left of its renew deadline, so a hung request can't keep it leading
+      // after the lease has expired for everyone else.
+      const budget = this.#leading ? this.#o.renewDeadlineMs - (attemptAt - this.#renewedAt) : this.#o.renewDeadlineMs;
       let held = false;
       try {
-        held = await this.#tryAcquireOrRenew();
+        const outcome = await within(this.#tryAcquireOrRenew(), budget);
+        if (outcome === 'timeout') this.#log.warn({ budgetMs: budget }, 'lease update timed out');
+        else held = outcome;
       } catch (err) {
         this.#log.warn({ err: String(err) }, 'lease update failed');
       }
       if (held) {
-        this.#renewedAt = Date.now();
+        this.#renewedAt = attemptAt;
         if (!this.#leading) {
           this.#leading = true;
           this.#log.info('became leader');
           cb.onStartedLeading();
         }
-      } else if (this.#leading && Date.now() - this.#renewedAt > this.#o.renewDeadlineMs) {
+      } else if (
+        this.#leading &&
+        (this.#lostTo !== undefined || Date.now() - this.#renewedAt >= this.#o.renewDeadlineMs)
+      ) {
         this.#leading = false;
-        this.#log.warn('lost the lease: stopping work');
+        this.#log.warn({ holder: this.#lostTo }, 'lost the lease: stopping work');
         await cb.onStoppedLeading();
       }
+      this.#lostTo = undefined;
       await sleep(this.#o.retryPeriodMs, signal);
     }
     if (this.#leading) {
@@ -135,8 +153,16 @@ export class LeaderElector {
     }
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
-    const renewed = timeMs(spec.renewTime);
-    const expired = holder === '' || renewed + (spec.leaseDurationSeconds ?? seconds) * 1000 < Date.now();
+    // As client-go does: a lease counts as expired when its record has not changed for its duration on this
+    // process's clock, so clock skew between nodes can't make a live lease look stale.
+    const record = `${holder}|${timeMs(spec.renewTime)}|${spec.leaseTransitions ?? 0}`;
+    if (this.#observed?.record !== record) this.#observed = { record, at: Date.now() };
+    const expired = holder === '' || this.#observed.at + (spec.leaseDurationSeconds ?? seconds) * 1000 < Date.now();
+    if (holder !== this.#o.identity && this.#leading) {
+      // Someone else took it while we thought we led: stop first, campaign again afterwards.
+      this.#lostTo = holder === '' ? '(released)' : holder;
+      return false;
+    }
     if (holder !== this.#o.identity && !expired) return false;
     const takeover = holder !== this.#o.identity;
     lease.spec = {

@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { DRIVER_NAMES, IGNORED_SECTIONS } from '../config/schema.js';
 import type { Registry } from './api/types.js';
 import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint } from './builders.js';
-import { Kube, apiMessage, type ObjectRef } from './kube.js';
-import { names, selectorLabels, selectorString } from './names.js';
+import { Kube, apiMessage, isConflict, type ObjectRef } from './kube.js';
+import { FIELD_MANAGER, names, selectorLabels, selectorString } from './names.js';
 import type { RunResult } from './queue.js';
 import { storageKind } from './render-config.js';
 import { computeStatus, idleStatus, type Problem } from './status.js';
@@ -34,6 +34,9 @@ const CORE = [
   { apiVersion: 'v1', kind: 'ConfigMap', name: (r: Registry) => names(r).config },
   { apiVersion: 'v1', kind: 'Secret', name: (r: Registry) => names(r).httpSecret },
 ] as const;
+
+/** Holds `replicas` for the moment between the operator letting go of it and an HPA taking it. */
+const HANDOVER_MANAGER = 'berth-operator-handover';
 
 /** How often a registry that is not settled is looked at again without events (missing Secrets, rollouts). */
 export const RECHECK_MS = 10_000;
@@ -137,7 +140,9 @@ export class Reconciler {
         versions.push(`${name}@${created.metadata?.resourceVersion ?? ''}`);
       } catch (err) {
         // A concurrent create (another reconcile after a leader change) is fine; anything else is a problem.
-        if (!apiMessage(err).includes('already exists')) throw err;
+        if (!isConflict(err)) throw err;
+        const winner = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', name));
+        versions.push(`${name}@${winner?.metadata?.resourceVersion ?? ''}`);
       }
     }
     return { name, key: 'secret' };
@@ -219,6 +224,33 @@ export class Reconciler {
     return { skipPvc: false };
   }
 
+  /**
+   * Before the operator's apply drops `replicas` (an HPA now owns it), a second field manager takes the current value,
+   * so the field is never left without an owner and reset to 1 between our apply and the HPA's first scale.
+   */
+  async #handOverReplicas(registry: Registry): Promise<void> {
+    const ref = this.#ref(registry, 'apps/v1', 'Deployment', names(registry).deployment);
+    const live = await this.#kube.read<V1Deployment>(ref);
+    const replicas = live?.spec?.replicas;
+    if (replicas === undefined) return;
+    const ours = live?.metadata?.managedFields?.some(
+      (m) =>
+        m.manager === FIELD_MANAGER &&
+        m.operation === 'Apply' &&
+        JSON.stringify(m.fieldsV1 ?? {}).includes('"f:replicas"'),
+    );
+    if (ours !== true) return;
+    await this.#kube.apply(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: ref.name, namespace: ref.namespace },
+        spec: { replicas },
+      },
+      HANDOVER_MANAGER,
+    );
+  }
+
   async #reconcileManaged(registry: Registry, log: Logger, now: Date): Promise<RunResult> {
     const problems: Problem[] = [];
     const versions: string[] = [];
@@ -257,7 +289,10 @@ export class Reconciler {
     if (objects.pvc !== undefined && !skipPvc) wanted.push(objects.pvc);
     if (objects.redisService !== undefined) wanted.push(objects.redisService);
     if (objects.redisDeployment !== undefined) wanted.push(objects.redisDeployment);
-    if (!blocked) wanted.push(objects.deployment);
+    if (!blocked) {
+      if (registry.spec.autoscaling.enabled) await this.#handOverReplicas(registry);
+      wanted.push(objects.deployment);
+    }
     wanted.push(objects.service);
     for (const o of [objects.pdb, objects.hpa, objects.serviceMonitor]) if (o !== undefined) wanted.push(o);
     let applyFailed = false;

@@ -7,6 +7,8 @@ import type { PositionalFile } from '../storage/driver.js';
 const CHUNK = 1 << 20;
 /** Buffers per response: enough to keep a read in flight while the socket drains the others. */
 const BUFFERS = 4;
+/** A client that takes nothing for this long is dropped, so it can't hold the buffers and the file forever. */
+export const IDLE_MS = 60_000;
 
 /**
  * Writes `length` bytes of `file` from `start` to `res` and ends it, then closes the file. The status and headers
@@ -31,6 +33,7 @@ export async function sendFile(
   };
   res.on('close', signal);
   res.on('drain', signal);
+  res.setTimeout(IDLE_MS, () => res.destroy(new Error(`client took nothing for ${IDLE_MS} ms`)));
   const takeBuffer = async (): Promise<Buffer | undefined> => {
     for (;;) {
       if (res.destroyed) return undefined;
@@ -64,6 +67,7 @@ export async function sendFile(
     if (!wroteAny) throw err;
     res.destroy(err instanceof Error ? err : new Error(String(err)));
   } finally {
+    res.setTimeout(0);
     res.off('close', signal);
     res.off('drain', signal);
     await file.close().catch(() => undefined);

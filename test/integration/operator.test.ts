@@ -497,6 +497,32 @@ describe('operator against a real API server @integration', function () {
       await waitFor('Deployment back', () => getObject(cluster, 'deployment', 'registry-shared', NS));
     });
 
+    it('hands replicas to an HPA without scaling the Deployment down first', async () => {
+      const before = Number(at(await getObject(cluster, 'deployment', 'registry-shared', NS), 'spec.replicas'));
+      assert.ok(before > 1, `registry-shared runs ${before} replicas`);
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-shared',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"autoscaling":{"enabled":true,"minReplicas":2,"maxReplicas":6}}}',
+      ]);
+      await waitFor('the HPA', () => getObject(cluster, 'hpa', 'registry-shared', NS));
+      await waitFor('the new generation observed', async () => {
+        const r = await getObject(cluster, 'registry', 'registry-shared', NS);
+        return at(r, 'status.observedGeneration') === at(r, 'metadata.generation') ? true : undefined;
+      });
+      const d = await getObject(cluster, 'deployment', 'registry-shared', NS, true);
+      assert.equal(at(d, 'spec.replicas'), before, 'replicas changed when the HPA took over');
+      const owners = ((at(d, 'metadata.managedFields') ?? []) as Json[])
+        .filter((m) => JSON.stringify(m['fieldsV1'] ?? {}).includes('"f:replicas"'))
+        .map((m) => m['manager']);
+      assert.ok(!owners.includes('berth-operator'), `replicas still owned by ${owners.join(', ')}`);
+    });
+
     it('deletes the owned objects but keeps the PVC when Removed', async () => {
       await kubectlOk(cluster, [
         'patch',
