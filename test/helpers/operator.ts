@@ -83,6 +83,25 @@ export function condition(registry: Json | undefined, type: string): Condition |
   return Array.isArray(list) ? (list as Condition[]).find((c) => c.type === type) : undefined;
 }
 
+/** Waits until a Registry's condition has the status, and returns the Registry. */
+export async function awaitCondition(
+  cluster: KubeCluster,
+  namespace: string,
+  name: string,
+  type: string,
+  status: 'True' | 'False',
+  timeoutMs = 30_000,
+): Promise<Json> {
+  return waitFor(
+    `${namespace}/${name} ${type}=${status}`,
+    async () => {
+      const registry = await getObject(cluster, 'registry', name, namespace);
+      return condition(registry, type)?.status === status ? registry : undefined;
+    },
+    timeoutMs,
+  );
+}
+
 /** Applies crds/ and waits until the API server serves registries.berth.dev. */
 export async function installCrds(cluster: KubeCluster): Promise<void> {
   await kubectlOk(cluster, ['apply', '--server-side', '-f', CRD_DIR]);

@@ -11,6 +11,7 @@ import {
   EXAMPLES_DIR,
   OPERATOR_NAMESPACE,
   at,
+  awaitCondition,
   condition,
   deleteAndAwaitRepair,
   getObject,
@@ -226,10 +227,7 @@ describe('operator against a real API server @integration', function () {
     }
 
     it('reports a storage driver this build lacks as Degraded on the S3 example', async () => {
-      const r = await waitFor('Degraded', async () => {
-        const obj = await getObject(cluster, 'registry', 'registry-s3', NS);
-        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
-      });
+      const r = await awaitCondition(cluster, NS, 'registry-s3', 'Degraded', 'True');
       assert.equal(condition(r, 'Degraded')?.reason, 'DriverNotAvailable');
       assert.equal(condition(r, 'StorageReady')?.status, 'False');
     });
@@ -240,18 +238,12 @@ describe('operator against a real API server @integration', function () {
       );
       assert.equal(before.status, 'False');
       await markDeploymentAvailable(cluster, NS, 'registry');
-      const ready = await waitFor('Ready=True', async () => {
-        const obj = await getObject(cluster, 'registry', 'registry', NS);
-        return condition(obj, 'Ready')?.status === 'True' ? obj : undefined;
-      });
+      const ready = await awaitCondition(cluster, NS, 'registry', 'Ready', 'True');
       assert.equal(condition(ready, 'Progressing')?.status, 'False');
       assert.equal(condition(ready, 'Degraded')?.status, 'False');
       assert.equal(at(ready, 'status.readyReplicas'), 1);
       await markDeploymentAvailable(cluster, NS, 'registry', 0);
-      const notReady = await waitFor('Ready=False', async () => {
-        const obj = await getObject(cluster, 'registry', 'registry', NS);
-        return condition(obj, 'Ready')?.status === 'False' ? obj : undefined;
-      });
+      const notReady = await awaitCondition(cluster, NS, 'registry', 'Ready', 'False');
       assert.notEqual(condition(notReady, 'Ready')?.lastTransitionTime, undefined);
     });
 
@@ -352,10 +344,7 @@ describe('operator against a real API server @integration', function () {
           'storage: {emptyDir: {}}\ncache: {type: redis, redis: {address: "redis:6379", passwordSecret: {name: not-yet}}}',
         ),
       );
-      const degraded = await waitFor('Degraded', async () => {
-        const obj = await getObject(cluster, 'registry', 'needs-secret', NS);
-        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
-      });
+      const degraded = await awaitCondition(cluster, NS, 'needs-secret', 'Degraded', 'True');
       assert.equal(condition(degraded, 'Degraded')?.reason, 'SecretNotFound');
       assert.match(
         condition(degraded, 'Degraded')?.message ?? '',
@@ -363,14 +352,7 @@ describe('operator against a real API server @integration', function () {
       );
       assert.equal(condition(degraded, 'CacheReady')?.status, 'False');
       await kubectlOk(cluster, ['create', 'secret', 'generic', 'not-yet', '-n', NS, '--from-literal=password=x']);
-      await waitFor(
-        'Degraded=False',
-        async () =>
-          condition(await getObject(cluster, 'registry', 'needs-secret', NS), 'Degraded')?.status === 'False'
-            ? true
-            : undefined,
-        45_000,
-      );
+      await awaitCondition(cluster, NS, 'needs-secret', 'Degraded', 'False', 45_000);
     });
 
     it('reports a missing StorageClass and makes the PVC only once it exists', async () => {
@@ -379,10 +361,7 @@ describe('operator against a real API server @integration', function () {
         ['apply', '-f', '-'],
         registryYaml('needs-class', 'storage: {filesystem: {storageClassName: fast-ssd}}'),
       );
-      const degraded = await waitFor('Degraded', async () => {
-        const obj = await getObject(cluster, 'registry', 'needs-class', NS);
-        return condition(obj, 'Degraded')?.status === 'True' ? obj : undefined;
-      });
+      const degraded = await awaitCondition(cluster, NS, 'needs-class', 'Degraded', 'True');
       assert.equal(condition(degraded, 'StorageReady')?.reason, 'StorageClassNotFound');
       assert.match(condition(degraded, 'Degraded')?.message ?? '', /StorageClass fast-ssd does not exist/);
       assert.equal(await getObject(cluster, 'pvc', 'needs-class-data', NS), undefined);
@@ -410,10 +389,7 @@ describe('operator against a real API server @integration', function () {
         ['apply', '-f', '-'],
         registryYaml('with-auth', 'storage: {emptyDir: {}}\nauth: {htpasswd: {name: htpasswd}}'),
       );
-      const obj = await waitFor('Degraded', async () => {
-        const r = await getObject(cluster, 'registry', 'with-auth', NS);
-        return condition(r, 'Degraded')?.status === 'True' ? r : undefined;
-      });
+      const obj = await awaitCondition(cluster, NS, 'with-auth', 'Degraded', 'True');
       assert.equal(condition(obj, 'Degraded')?.reason, 'AuthNotSupported');
       assert.equal(condition(obj, 'Ready')?.reason, 'Blocked');
       assert.equal(await getObject(cluster, 'deployment', 'with-auth', NS), undefined);

@@ -116,14 +116,17 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async reader(path: string, options: ReadOptions = {}): Promise<Readable> {
-    const full = this.#full(path);
-    let handle: fsp.FileHandle;
+  /** Opens a file for reading; a missing one is PathNotFound. */
+  async #openForRead(path: string): Promise<fsp.FileHandle> {
     try {
-      handle = await fsp.open(full, 'r');
+      return await fsp.open(this.#full(path), 'r');
     } catch (err) {
       throw mapError(err, path);
     }
+  }
+
+  async reader(path: string, options: ReadOptions = {}): Promise<Readable> {
+    const handle = await this.#openForRead(path);
     try {
       const { size } = await handle.stat();
       const offset = checkReadRange(path, options, size);
@@ -146,13 +149,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async open(path: string): Promise<PositionalFile> {
-    const full = this.#full(path);
-    let handle: fsp.FileHandle;
-    try {
-      handle = await fsp.open(full, 'r');
-    } catch (err) {
-      throw mapError(err, path);
-    }
+    const handle = await this.#openForRead(path);
     try {
       const { size, isFile } = await handle.stat().then((st) => ({ size: st.size, isFile: st.isFile() }));
       if (!isFile) throw new StorageError('PathNotFound', path, `${path} is a directory`);
