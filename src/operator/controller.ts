@@ -134,17 +134,20 @@ export class Controller {
       labelSelector: selector,
       list: k.list as () => Promise<KubernetesListObject<KubernetesObject>>,
     }));
-    for (const kind of owned) {
-      const informer = new ResilientInformer(
-        kc,
-        kind,
-        (o) => this.#enqueue(o.metadata?.namespace, o.metadata?.labels?.[INSTANCE]),
-        log,
-        relist,
-      );
-      informer.onRestart = (k) => metrics.informerRestarts.inc({ kind: k });
-      this.#informers.push(informer);
-    }
+    for (const kind of owned) this.#informers.push(this.#ownedInformer(kind));
+  }
+
+  /** An informer on a kind the operator owns: each event queues the Registry named by the instance label. */
+  #ownedInformer(kind: WatchedKind<KubernetesObject>): ResilientInformer<KubernetesObject> {
+    const informer = new ResilientInformer(
+      this.#kc,
+      kind,
+      (o) => this.#enqueue(o.metadata?.namespace, o.metadata?.labels?.[INSTANCE]),
+      this.#log,
+      this.#relistMs,
+    );
+    informer.onRestart = (k) => this.#metrics.informerRestarts.inc({ kind: k });
+    return informer;
   }
 
   get started(): boolean {
@@ -178,14 +181,7 @@ export class Controller {
         return list as KubernetesListObject<KubernetesObject>;
       },
     };
-    const informer = new ResilientInformer(
-      this.#kc,
-      kind,
-      (o) => this.#enqueue(o.metadata?.namespace, o.metadata?.labels?.[INSTANCE]),
-      this.#log,
-      this.#relistMs,
-    );
-    informer.onRestart = (k) => this.#metrics.informerRestarts.inc({ kind: k });
+    const informer = this.#ownedInformer(kind);
     this.#serviceMonitors = informer;
     await informer.start();
     this.#log.info('watching ServiceMonitors');

@@ -35,6 +35,12 @@ const CORE = [
   { apiVersion: 'v1', kind: 'Secret', name: (r: Registry) => names(r).httpSecret },
 ] as const;
 
+/** What one reconcile learns on the way: problems for Degraded, and the versions of Secrets the pods read. */
+interface Findings {
+  readonly problems: Problem[];
+  readonly versions: string[];
+}
+
 /** Holds `replicas` for the moment between the operator letting go of it and an HPA taking it. */
 const HANDOVER_MANAGER = 'berth-operator-handover';
 
@@ -92,63 +98,67 @@ export class Reconciler {
     if (existing?.metadata?.ownerReferences?.some((o) => o.uid === uid) === true) await this.#kube.remove(ref);
   }
 
-  /** Checks that a referenced Secret and key exist; a problem for the Degraded condition otherwise. */
+  /**
+   * Checks that a referenced Secret exists and holds every key; what is missing becomes a problem for the Degraded
+   * condition. One read per Secret, however many keys it must hold.
+   */
   async #checkSecret(
     registry: Registry,
+    found: Findings,
     area: Problem['area'],
     field: string,
-    ref: { name: string; key: string } | undefined,
-    problems: Problem[],
-    versions: string[],
+    name: string | undefined,
+    keys: readonly string[],
   ): Promise<void> {
-    if (ref === undefined) return;
+    if (name === undefined) return;
     const ns = registry.metadata?.namespace ?? 'default';
-    const secret = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', ref.name));
-    if (secret !== undefined) versions.push(`${ref.name}@${secret.metadata?.resourceVersion ?? ''}`);
+    const secret = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', name));
     if (secret === undefined) {
-      problems.push({
+      found.problems.push({
         area,
         reason: 'SecretNotFound',
-        message: `${field}: Secret ${ns}/${ref.name} does not exist; create it with the key ${ref.key}`,
+        message: `${field}: Secret ${ns}/${name} does not exist; create it with the key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}`,
       });
-    } else if (secret.data?.[ref.key] === undefined && secret.stringData?.[ref.key] === undefined) {
-      problems.push({
-        area,
-        reason: 'SecretKeyNotFound',
-        message: `${field}: Secret ${ns}/${ref.name} has no key ${ref.key}`,
-      });
+      return;
+    }
+    found.versions.push(`${name}@${secret.metadata?.resourceVersion ?? ''}`);
+    for (const key of keys) {
+      if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
+        found.problems.push({
+          area,
+          reason: 'SecretKeyNotFound',
+          message: `${field}: Secret ${ns}/${name} has no key ${key}`,
+        });
+      }
     }
   }
 
   /** The shared HTTP secret: the user's Secret, or one generated once and kept. */
-  async #httpSecret(
-    registry: Registry,
-    problems: Problem[],
-    versions: string[],
-  ): Promise<{ name: string; key: string }> {
+  async #httpSecret(registry: Registry, found: Findings): Promise<{ name: string; key: string }> {
     const user = registry.spec.httpSecret?.secretRef;
     if (user !== undefined) {
-      await this.#checkSecret(registry, 'config', 'spec.httpSecret.secretRef', user, problems, versions);
+      await this.#checkSecret(registry, found, 'config', 'spec.httpSecret.secretRef', user.name, [user.key]);
       return user;
     }
     const name = names(registry).httpSecret;
     const existing = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', name));
-    if (existing !== undefined) versions.push(`${name}@${existing.metadata?.resourceVersion ?? ''}`);
+    if (existing !== undefined) found.versions.push(`${name}@${existing.metadata?.resourceVersion ?? ''}`);
     else {
       try {
         const created = await this.#kube.create(buildHttpSecret(registry, randomBytes(32).toString('base64url')));
-        versions.push(`${name}@${created.metadata?.resourceVersion ?? ''}`);
+        found.versions.push(`${name}@${created.metadata?.resourceVersion ?? ''}`);
       } catch (err) {
         // A concurrent create (another reconcile after a leader change) is fine; anything else is a problem.
         if (!isConflict(err)) throw err;
         const winner = await this.#kube.read<V1Secret>(this.#ref(registry, 'v1', 'Secret', name));
-        versions.push(`${name}@${winner?.metadata?.resourceVersion ?? ''}`);
+        found.versions.push(`${name}@${winner?.metadata?.resourceVersion ?? ''}`);
       }
     }
     return { name, key: 'secret' };
   }
 
-  async #checkStorage(registry: Registry, problems: Problem[], versions: string[]): Promise<{ skipPvc: boolean }> {
+  async #checkStorage(registry: Registry, found: Findings): Promise<{ skipPvc: boolean }> {
+    const { problems } = found;
     const { storage } = registry.spec;
     const kind = storageKind(registry.spec);
     const driver = kind === 'emptyDir' ? 'filesystem' : kind;
@@ -159,41 +169,14 @@ export class Reconciler {
         message: `spec.storage.${kind}: this Berth build has no ${kind} storage driver yet (it has ${DRIVER_NAMES.join(', ')}); pods of an image without it refuse the config`,
       });
     }
-    if (storage.s3?.credentialsSecret !== undefined) {
-      const c = storage.s3.credentialsSecret;
-      await this.#checkSecret(
-        registry,
-        'storage',
-        'spec.storage.s3.credentialsSecret',
-        { name: c.name, key: c.accessKeyIdKey },
-        problems,
-        versions,
-      );
-      await this.#checkSecret(
-        registry,
-        'storage',
-        'spec.storage.s3.credentialsSecret',
-        { name: c.name, key: c.secretAccessKeyKey },
-        problems,
-        versions,
-      );
-    }
-    await this.#checkSecret(
-      registry,
-      'storage',
-      'spec.storage.azure.credentialsSecret',
-      storage.azure?.credentialsSecret,
-      problems,
-      versions,
-    );
-    await this.#checkSecret(
-      registry,
-      'storage',
-      'spec.storage.gcs.credentialsSecret',
-      storage.gcs?.credentialsSecret,
-      problems,
-      versions,
-    );
+    const s3 = storage.s3?.credentialsSecret;
+    const check = (field: string, name: string | undefined, keys: readonly string[]): Promise<void> =>
+      this.#checkSecret(registry, found, 'storage', `spec.storage.${field}.credentialsSecret`, name, keys);
+    await check('s3', s3?.name, s3 === undefined ? [] : [s3.accessKeyIdKey, s3.secretAccessKeyKey]);
+    const azure = storage.azure?.credentialsSecret;
+    await check('azure', azure?.name, azure === undefined ? [] : [azure.key]);
+    const gcs = storage.gcs?.credentialsSecret;
+    await check('gcs', gcs?.name, gcs === undefined ? [] : [gcs.key]);
     const fs = storage.filesystem;
     if (fs?.existingClaim !== undefined) {
       const claim = await this.#kube.read(this.#ref(registry, 'v1', 'PersistentVolumeClaim', fs.existingClaim));
@@ -252,22 +235,17 @@ export class Reconciler {
   }
 
   async #reconcileManaged(registry: Registry, log: Logger, now: Date): Promise<RunResult> {
-    const problems: Problem[] = [];
-    const versions: string[] = [];
-    const httpSecret = await this.#httpSecret(registry, problems, versions);
-    const { skipPvc } = await this.#checkStorage(registry, problems, versions);
-    const cache = registry.spec.cache;
-    if (cache.type === 'redis')
-      await this.#checkSecret(
-        registry,
-        'cache',
-        'spec.cache.redis.passwordSecret',
-        cache.redis?.passwordSecret,
-        problems,
-        versions,
-      );
+    const found: Findings = { problems: [], versions: [] };
+    const { problems } = found;
+    const httpSecret = await this.#httpSecret(registry, found);
+    const { skipPvc } = await this.#checkStorage(registry, found);
+    const password = registry.spec.cache.type === 'redis' ? registry.spec.cache.redis?.passwordSecret : undefined;
+    await this.#checkSecret(registry, found, 'cache', 'spec.cache.redis.passwordSecret', password?.name, [
+      password?.key ?? '',
+    ]);
     if (registry.spec.auth?.htpasswd !== undefined) {
-      await this.#checkSecret(registry, 'auth', 'spec.auth.htpasswd', registry.spec.auth.htpasswd, problems, versions);
+      const htpasswd = registry.spec.auth.htpasswd;
+      await this.#checkSecret(registry, found, 'auth', 'spec.auth.htpasswd', htpasswd.name, [htpasswd.key]);
       if ((IGNORED_SECTIONS as readonly string[]).includes('auth')) {
         problems.push({
           area: 'auth',
@@ -282,7 +260,7 @@ export class Reconciler {
     const objects = buildOwnedObjects(registry, {
       httpSecret,
       serviceMonitorApi: await this.#kube.hasServiceMonitorApi(),
-      secretVersions: versions,
+      secretVersions: found.versions,
     });
 
     const wanted: KubernetesObject[] = [objects.config];

@@ -77,7 +77,6 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       return;
     }
     ctx.body = await storage.blobs.open(digest, start, length);
-    ctx.set('Content-Length', String(length));
   }
 
   async function deleteBlob(ctx: Ctx, name: string, param: string): Promise<void> {
