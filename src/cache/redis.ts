@@ -14,7 +14,7 @@
 //
 // Redis failures reject (the cached statter then serves from storage); an invalidation that could not reach Redis is
 // kept and replayed when Redis is back, and until then this replica does not trust Redis for that digest.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
@@ -168,6 +168,36 @@ export interface RedisTierOptions {
 
 const GLOBAL_FIELDS = ['digest', 'size', 'mediatype', 'generation'] as const;
 
+/**
+ * A repository-scoped lookup's four reads as one server-side script, so a HEAD costs one command instead of four
+ * (one reply to decode, one timer). Only where all keys live on one node: not on a Cluster, whose slots differ.
+ */
+const SCOPED_LOOKUP = `local g = redis.call('HMGET', KEYS[2], 'digest', 'size', 'mediatype', 'generation')
+local s = redis.call('HMGET', KEYS[3], 'mediatype', 'generation')
+return {redis.call('SISMEMBER', KEYS[1], ARGV[1]), g[1], g[2], g[3], g[4], s[1], s[2], redis.call('GET', KEYS[4])}`;
+const SCOPED_LOOKUP_SHA = createHash('sha1').update(SCOPED_LOOKUP).digest('hex');
+
+/** The reads of a repository-scoped lookup. */
+interface ScopedReads {
+  readonly member: number;
+  readonly fields: ReadonlyArray<string | null>;
+  readonly scoped: ReadonlyArray<string | null>;
+  readonly seen: string | null;
+}
+
+function scriptReply(reply: unknown): ScopedReads {
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  if (!Array.isArray(reply) || reply.length !== 8 || typeof reply[0] !== 'number')
+    throw new Error('the lookup script gave an unexpected reply');
+  const values: unknown[] = reply;
+  return {
+    member: reply[0],
+    fields: values.slice(1, 5).map(text),
+    scoped: values.slice(5, 7).map(text),
+    seen: text(values[7]),
+  };
+}
+
 export class RedisTier implements DescriptorTier {
   readonly name = 'redis' as const;
   readonly #client: RedisClient;
@@ -186,6 +216,8 @@ export class RedisTier implements DescriptorTier {
   #closed = false;
   /** Set when Redis let an operation time out: it is bypassed (no waiting) until a probe PING answers in time. */
   #tripped = false;
+  /** Whether scoped lookups run as one script: not on a Cluster, nor after a server refused scripts. */
+  #scripted: boolean;
 
   constructor(options: RedisTierOptions) {
     this.#client = options.client;
@@ -196,6 +228,7 @@ export class RedisTier implements DescriptorTier {
     this.#warn = new RateLimitedLog(options.log);
     this.#broadcast = options.broadcast;
     this.#maxPending = options.maxPending ?? MAX_PENDING;
+    this.#scripted = !(options.client instanceof Cluster);
     this.#client.on('error', (err: unknown) => {
       this.#warn.warn(
         'connection',
@@ -270,12 +303,7 @@ export class RedisTier implements DescriptorTier {
       if (found !== undefined) return { hit: true, descriptor: found };
       return { hit: false, fill: (descriptor) => this.#fill(undefined, digest, descriptor, seen, undefined) };
     }
-    const [member, fields, scoped, seen] = await Promise.all([
-      c.sismember(this.keys.repositoryBlobs(scope), d),
-      c.hmget(this.keys.blob(d), ...GLOBAL_FIELDS),
-      c.hmget(this.keys.repositoryBlob(scope, d), 'mediatype', 'generation'),
-      c.get(this.keys.invalidated(d)),
-    ]);
+    const { member, fields, scoped, seen } = await this.#scopedReads(scope, d);
     const found = this.#parse(fields, digest);
     const generation = fields[3] ?? undefined;
     if (member === 1 && found !== undefined && generation !== undefined && scoped[1] === generation) {
@@ -286,6 +314,36 @@ export class RedisTier implements DescriptorTier {
       hit: false,
       fill: (descriptor) => this.#fill(scope, digest, descriptor, seen, found === undefined ? undefined : generation),
     };
+  }
+
+  async #scopedReads(scope: string, d: string): Promise<ScopedReads> {
+    const c = this.#client;
+    const keys = [
+      this.keys.repositoryBlobs(scope),
+      this.keys.blob(d),
+      this.keys.repositoryBlob(scope, d),
+      this.keys.invalidated(d),
+    ] as const;
+    if (this.#scripted) {
+      try {
+        return scriptReply(await c.evalsha(SCOPED_LOOKUP_SHA, keys.length, ...keys, d));
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        // Not loaded yet (or flushed by SCRIPT FLUSH, or a restart): EVAL loads it for the next EVALSHA.
+        if (message.startsWith('NOSCRIPT')) return scriptReply(await c.eval(SCOPED_LOOKUP, keys.length, ...keys, d));
+        // A server or proxy without scripting (or an ACL without EVAL): the commands one by one from now on.
+        if (!/^(ERR unknown command|NOPERM|ERR .*script)/i.test(message)) throw err;
+        this.#scripted = false;
+        this.#log.warn({ err: message }, 'redis refuses the lookup script; using one command per read');
+      }
+    }
+    const [member, fields, scoped, seen] = await Promise.all([
+      c.sismember(keys[0], d),
+      c.hmget(keys[1], ...GLOBAL_FIELDS),
+      c.hmget(keys[2], 'mediatype', 'generation'),
+      c.get(keys[3]),
+    ]);
+    return { member, fields, scoped, seen };
   }
 
   /** A valid descriptor from a global hash's fields, or undefined (absent, partial or corrupt: a miss). */

@@ -4,7 +4,6 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { startOperator } from '../operator/main.js';
 import { startRegistry } from '../registry/server.js';
 
 const USAGE = `usage:
@@ -77,6 +76,8 @@ async function operator(args: string[]): Promise<number> {
   });
   const kubeconfig = values.kubeconfig ?? env['KUBECONFIG'];
   const identity = values.identity ?? env['POD_NAME'];
+  // Loaded only here: the Kubernetes client is large, and `berth serve` has no use for it (a smaller heap to scan).
+  const { startOperator } = await import('../operator/main.js');
   const running = await startOperator(
     {
       ...(kubeconfig === undefined ? {} : { kubeconfig }),

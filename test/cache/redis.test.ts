@@ -286,6 +286,63 @@ describe('redis descriptor cache @integration', function () {
       }
     });
 
+    it('reads a repository entry with one script, loads it again after SCRIPT FLUSH, and does without scripts where they are refused', async function () {
+      const own = await startRedis();
+      const admin = own.client();
+      const calls = async (): Promise<Record<string, number>> => {
+        const stats = await admin.info('commandstats');
+        return Object.fromEntries(
+          [...stats.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((m) => [m[1] ?? '', Number(m[2])]),
+        );
+      };
+      await admin.call('ACL', 'SETUSER', 'noscript', 'on', '>pw', '~*', '&*', '+@all', '-@scripting');
+      const tiers: RedisTier[] = [];
+      const tierFor = async (options: { username?: string; password?: string }): Promise<RedisTier> => {
+        const client = await createRedisClient(RedisSchema.parse({ addrs: [own.addr], ...options }), 'commands');
+        assert.ok(await connectWithin(client, 2_000));
+        const tier = new RedisTier({ client, prefix: '', readTimeout: 1_000, writeTimeout: 1_000, log: silent });
+        tiers.push(tier);
+        return tier;
+      };
+      try {
+        const tier = await tierFor({});
+        const d = layer(77);
+        const miss = await tier.lookup('s/r', d.digest);
+        assert.equal(miss.hit, false);
+        await miss.fill(d);
+        await admin.config('RESETSTAT');
+        const hit = await tier.lookup('s/r', d.digest);
+        assert.ok(hit.hit && hit.descriptor.size === 77 && hit.descriptor.mediaType === d.mediaType);
+        const oneScript = await calls();
+        assert.equal((oneScript['evalsha'] ?? 0) + (oneScript['eval'] ?? 0), 1, JSON.stringify(oneScript));
+
+        await admin.script('FLUSH');
+        const again = await tier.lookup('s/r', d.digest);
+        assert.ok(again.hit, 'a hit after the script cache was flushed');
+        assert.equal(((await calls())['eval'] ?? 0) >= 1, true, 'EVAL loaded the script again');
+
+        // Another repository, not yet linked: a miss, whichever way it is read.
+        assert.equal((await tier.lookup('s/other', d.digest)).hit, false);
+
+        const plain = await tierFor({ username: 'noscript', password: 'pw' });
+        await admin.config('RESETSTAT');
+        const stillHit = await plain.lookup('s/r', d.digest);
+        assert.ok(stillHit.hit && stillHit.descriptor.size === 77, 'a user without scripts still gets hits');
+        const plainCalls = await calls();
+        assert.equal(plainCalls['sismember'], 1, 'answered by plain commands');
+        assert.equal(plainCalls['eval'], undefined, JSON.stringify(plainCalls));
+        const e = layer(5);
+        const plainMiss = await plain.lookup('s/r', e.digest);
+        assert.equal(plainMiss.hit, false);
+        await plainMiss.fill(e);
+        assert.ok((await tier.lookup('s/r', e.digest)).hit, 'the script reads what plain commands wrote');
+      } finally {
+        for (const tier of tiers) await tier.close();
+        admin.disconnect();
+        await own.dispose();
+      }
+    });
+
     it('refuses lookups and reports closed after close', async function () {
       const config = RedisSchema.parse({ addrs: [server().addr] });
       const client = await createRedisClient(config, 'commands');

@@ -15,6 +15,7 @@ import {
   type ReadOptions,
   type StorageDriver,
 } from '../../driver.js';
+import { StatMode } from './stat-mode.js';
 
 export interface FilesystemOptions {
   readonly rootdirectory: string;
@@ -34,9 +35,6 @@ function mapError(err: unknown, path: string): unknown {
 }
 
 const TEMP_MARK = '.tmp-';
-/** A synchronous stat slower than this moves stats to the thread pool for ASYNC_STATS_FOR_MS. */
-const SYNC_STAT_BUDGET_MS = 1;
-const ASYNC_STATS_FOR_MS = 10_000;
 /** Files up to this size are kept by getContent's stat-validated cache. */
 const SMALL_FILE = 4096;
 
@@ -55,8 +53,8 @@ function sameFile(st: Stats, f: SmallFile): boolean {
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly #root: string;
-  /** Until when (performance.now()) stats go to the thread pool, after a synchronous one was slow. */
-  #asyncStatsUntil = 0;
+  /** Whether stats run on the event loop (fast disk) or the thread pool (slow one). */
+  readonly #statMode = new StatMode();
   /** Small files (links, tags, upload markers) by full path, validated by stat on every read. */
   readonly #small = new LRUCache<string, SmallFile>({ max: 50_000 });
 
@@ -220,20 +218,16 @@ export class FilesystemDriver implements StorageDriver {
     };
   }
 
-  /**
-   * stat(2) of a full path. Metadata lookups are the hot path of HEAD and manifest GET, and on a local disk a
-   * synchronous stat of a cached entry takes a microsecond or two, where the thread pool's round trip costs tens.
-   * So stats run synchronously while they stay fast; one slower than SYNC_STAT_BUDGET_MS (a cold cache, a network
-   * filesystem) sends them to the thread pool for a while, so a slow disk never stalls the event loop for long.
-   */
+  /** stat(2) of a full path: synchronously while that stays fast (see StatMode), else on the thread pool. */
   async #statFull(full: string): Promise<Stats> {
-    const now = performance.now();
-    if (now < this.#asyncStatsUntil) return fsp.stat(full);
+    const mode = this.#statMode;
+    if (!mode.synchronous) return fsp.stat(full);
+    const started = mode.start();
     let st: Stats | undefined;
     try {
       st = statSync(full, { throwIfNoEntry: false });
     } finally {
-      if (performance.now() - now > SYNC_STAT_BUDGET_MS) this.#asyncStatsUntil = performance.now() + ASYNC_STATS_FOR_MS;
+      mode.took(started);
     }
     if (st === undefined)
       throw Object.assign(new Error(`ENOENT: no such file or directory, stat '${full}'`), { code: 'ENOENT' });
