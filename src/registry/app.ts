@@ -96,17 +96,11 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     ctx.set('X-Request-Id', requestId);
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [k, v] of extraHeaders) ctx.set(k, v);
-    metrics?.inFlight.inc();
+    metrics?.started();
     ctx.res.once('close', () => {
-      metrics?.inFlight.dec();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const bytes = Number(ctx.res.getHeader('Content-Length') ?? 0);
-      if (metrics !== undefined) {
-        const labels = { method: ctx.method, route: ctx.state.route };
-        metrics.requests.inc({ ...labels, code: String(ctx.status) });
-        metrics.duration.observe(labels, seconds);
-        metrics.responseSize.observe(labels, bytes);
-      }
+      metrics?.finished(ctx.method, ctx.state.route, ctx.status, seconds, bytes);
       if (accessLog) {
         ctx.state.log.info(
           {

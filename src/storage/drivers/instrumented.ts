@@ -3,7 +3,8 @@
 // uploads and pulled from the blob store, and upload writes in progress. Answers and errors pass through unchanged.
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { AggregatedHistogram } from '../../registry/aggregated-metrics.js';
 import type { FileInfo, FileWriter, PositionalFile, ReadOptions, StorageDriver } from '../driver.js';
 import { ROOT } from '../paths.js';
 
@@ -20,7 +21,7 @@ export const STORAGE_ACTIONS = [
 export type StorageAction = (typeof STORAGE_ACTIONS)[number];
 
 export interface StorageMetrics {
-  readonly actions: Histogram<'driver' | 'action'>;
+  readonly actions: AggregatedHistogram<'driver' | 'action'>;
   /** Bytes committed into upload sessions. */
   readonly pushed: Counter<'driver'>;
   /** Bytes read out of the blob store (layers, configs and manifests). */
@@ -40,7 +41,7 @@ export function storageMetrics(registry: Registry): StorageMetrics {
       registry,
       'registry_storage_action_seconds',
       () =>
-        new Histogram({
+        new AggregatedHistogram({
           name: 'registry_storage_action_seconds',
           help: 'Time of storage driver actions, by driver and action.',
           labelNames: ['driver', 'action'] as const,
@@ -116,7 +117,7 @@ export class InstrumentedDriver implements StorageDriver {
     this.#metrics.pushed.inc(driver, 0);
     this.#metrics.pulled.inc(driver, 0);
     this.#metrics.uploads.set(driver, 0);
-    for (const action of STORAGE_ACTIONS) this.#metrics.actions.zero({ ...driver, action });
+    for (const action of STORAGE_ACTIONS) this.#metrics.actions.series([this.name, action]);
   }
 
   /** The wrapped driver. */
@@ -125,11 +126,11 @@ export class InstrumentedDriver implements StorageDriver {
   }
 
   async #timed<T>(action: StorageAction, run: () => Promise<T>): Promise<T> {
-    const stop = this.#metrics.actions.startTimer({ driver: this.name, action });
+    const started = performance.now();
     try {
       return await run();
     } finally {
-      stop();
+      this.#metrics.actions.record([this.name, action], (performance.now() - started) / 1000);
     }
   }
 
