@@ -178,8 +178,25 @@ export function trackChild(child: ChildProcess): void {
   child.once('exit', () => children.delete(child));
 }
 
-/** A port nobody listens on right now: the kernel picks one for port 0, and we release it for the registry. */
+/** Ports this process has handed out: registries started side by side must never be given the same one. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nobody listens on right now: the kernel picks one for port 0, and we release it for the registry. Never one
+ * handed out before in this run (the kernel may offer a just-released port again).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await kernelPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no fresh port from the kernel in 50 tries');
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -238,7 +255,21 @@ export interface StartOptions {
   readonly readyTimeoutMs?: number;
 }
 
+/**
+ * Starts a registry and waits until it answers. A port taken between our probe and the registry's listen (an
+ * outgoing connection of the load generator may be given it) is retried on new ports, at most three times in all.
+ */
 export async function startRegistry(id: RegistryId, options: StartOptions): Promise<RunningRegistry> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(id, options);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !/EADDRINUSE|address already in use/i.test(err.message)) throw err;
+    }
+  }
+}
+
+async function startOnce(id: RegistryId, options: StartOptions): Promise<RunningRegistry> {
   const flavour = FLAVOURS[id];
   if (!existsSync(flavour.command))
     throw new Error(`${flavour.label}: ${flavour.command} not found (run scripts/install-test-tools.sh --bench)`);

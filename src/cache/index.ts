@@ -2,7 +2,6 @@
 // shutdown. Built from the config; `none` gives no cache at all.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { RedisConfig } from '../config/redis.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
 import type { BlobStatter, Invalidate } from '../storage/blobs.js';
@@ -10,8 +9,6 @@ import type { DescriptorTier, Scope } from './cache.js';
 import { CachedStatter, RateLimitedLog, type CacheOperation } from './cached-statter.js';
 import { MemoryTier } from './memory.js';
 import { cacheMetrics, instrumentTier } from './metrics.js';
-import { connectWithin, createRedisClient, RedisTier, redisTopology, type RedisClient } from './redis.js';
-import { CoherentMemoryTier, InvalidationBus } from './two-tier.js';
 
 export interface DescriptorCache {
   /** Wraps a statter of one scope (a repository name, or undefined for the global blob store). */
@@ -80,17 +77,6 @@ export class TieredDescriptorCache implements DescriptorCache {
   }
 }
 
-/** Where an `addrs` list points, for logs (never the password). */
-function describe(config: RedisConfig): Record<string, unknown> {
-  return {
-    topology: redisTopology(config),
-    addrs: config.addrs,
-    db: config.db,
-    prefix: config.prefix,
-    tls: config.tls.enabled,
-  };
-}
-
 export async function createDescriptorCache(
   config: ResolvedConfig,
   log: Logger,
@@ -108,53 +94,7 @@ export async function createDescriptorCache(
   }
   const redis = config.redis;
   if (redis === undefined) throw new Error('storage.cache.blobdescriptor is redis, but there is no redis section');
-  const client = await createRedisClient(redis, 'commands');
-  const tierOptions = {
-    client,
-    prefix: redis.prefix,
-    readTimeout: redis.readtimeout,
-    writeTimeout: redis.writetimeout,
-    log: clog,
-  };
-  if (!config.cache.twotier) {
-    // The tier listens for the client's errors before the first connection attempt can fail.
-    const remote = new RedisTier(tierOptions);
-    if (!(await connectWithin(client, redis.dialtimeout)))
-      clog.warn(describe(redis), 'redis is not reachable yet; serving from storage until it is');
-    clog.info({ kind, ...describe(redis) }, 'blob descriptor cache');
-    return new TieredDescriptorCache([instrumentTier(remote, m)], clog);
-  }
-  // Pub/sub goes through one node. On a Cluster that is the first of `addrs` for every replica (a plain connection,
-  // so the bus sees exactly when it loses the subscription, and PUBLISH counts every replica subscribed there).
-  const clustered = redisTopology(redis) === 'cluster';
-  const busConfig: RedisConfig = clustered
-    ? { ...redis, cluster: false, addrs: redis.addrs.slice(0, 1), db: 0 }
-    : redis;
-  let subscriber: RedisClient;
-  let publisher: RedisClient = client;
-  try {
-    subscriber = await createRedisClient(busConfig, 'subscriber');
-    if (clustered) publisher = await createRedisClient(busConfig, 'commands');
-  } catch (err) {
-    client.disconnect();
-    throw err;
-  }
-  const bus = new InvalidationBus({
-    subscriber,
-    publisher,
-    ownsPublisher: clustered,
-    channel: `${redis.prefix}berth::invalidations`,
-    ackTimeout: redis.writetimeout,
-    log: clog,
-  });
-  const memory = new CoherentMemoryTier(new MemoryTier(size), bus);
-  const remote = new RedisTier({ ...tierOptions, broadcast: (invalidation) => bus.publish(invalidation) });
-  const [connected, subscribed] = await Promise.all([
-    connectWithin(client, redis.dialtimeout),
-    bus.start(redis.dialtimeout),
-  ]);
-  if (!connected) clog.warn(describe(redis), 'redis is not reachable yet; serving from storage until it is');
-  else if (!subscribed) clog.warn('not yet subscribed to invalidations; the in-process tier waits for it');
-  clog.info({ kind: 'two-tier', size, ...describe(redis) }, 'blob descriptor cache');
-  return new TieredDescriptorCache([instrumentTier(memory, m), instrumentTier(remote, m)], clog, [() => bus.close()]);
+  // Loaded only when Redis is configured: ioredis is a tenth of an idle registry's heap, which every collection scans.
+  const { createRedisCache } = await import('./redis-cache.js');
+  return createRedisCache(redis, config.cache.twotier, size, clog, m);
 }

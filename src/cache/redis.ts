@@ -171,6 +171,8 @@ const GLOBAL_FIELDS = ['digest', 'size', 'mediatype', 'generation'] as const;
 /**
  * A repository-scoped lookup's four reads as one server-side script, so a HEAD costs one command instead of four
  * (one reply to decode, one timer). Only where all keys live on one node: not on a Cluster, whose slots differ.
+ * It has no flags line (Redis 7's `#!lua flags=…`, a syntax error before 7.0): a script without one is refused on
+ * a full Redis or a read-only replica only when it writes, and this one only reads.
  */
 const SCOPED_LOOKUP = `local g = redis.call('HMGET', KEYS[2], 'digest', 'size', 'mediatype', 'generation')
 local s = redis.call('HMGET', KEYS[3], 'mediatype', 'generation')

@@ -343,6 +343,31 @@ describe('redis descriptor cache @integration', function () {
       }
     });
 
+    it('still answers hits with the script when redis is full and refuses writes (noeviction)', async function () {
+      const own = await startRedis({ args: ['--maxmemory-policy', 'noeviction'] });
+      const admin = own.client();
+      const client = await createRedisClient(RedisSchema.parse({ addrs: [own.addr] }), 'commands');
+      const tier = new RedisTier({ client, prefix: '', readTimeout: 1_000, writeTimeout: 1_000, log: silent });
+      try {
+        assert.ok(await connectWithin(client, 2_000));
+        const d = layer(12);
+        const miss = await tier.lookup('full/r', d.digest);
+        assert.equal(miss.hit, false);
+        await miss.fill(d);
+        await admin.config('SET', 'maxmemory', '1');
+        await assert.rejects(admin.set('x', 'y'), /OOM/, 'redis now refuses writes');
+        await admin.config('RESETSTAT');
+        const hit = await tier.lookup('full/r', d.digest);
+        assert.ok(hit.hit && hit.descriptor.size === 12);
+        assert.match(await admin.info('commandstats'), /^cmdstat_evalsha:calls=1,/m, 'through the script');
+      } finally {
+        await admin.config('SET', 'maxmemory', '0');
+        await tier.close();
+        admin.disconnect();
+        await own.dispose();
+      }
+    });
+
     it('refuses lookups and reports closed after close', async function () {
       const config = RedisSchema.parse({ addrs: [server().addr] });
       const client = await createRedisClient(config, 'commands');
