@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { StorageError } from '../../../src/storage/driver.js';
 import { FilesystemDriver } from '../../../src/storage/drivers/filesystem/index.js';
+import { SyncMode } from '../../../src/storage/drivers/filesystem/sync-mode.js';
 import { removeDir, tempDir } from '../../helpers/harness.js';
 import { runDriverSuite } from '../../suites/driver-suite.js';
 
 runDriverSuite('filesystem', async () => {
   const dir = await tempDir('berth-fs-driver-');
   return { driver: new FilesystemDriver({ rootdirectory: dir }), cleanup: () => removeDir(dir) };
+});
+
+// What a slow disk gets: every stat and read on the thread pool.
+runDriverSuite('filesystem (thread pool)', async () => {
+  const dir = await tempDir('berth-fs-driver-');
+  const io = { stats: new SyncMode({ allowed: false }), reads: new SyncMode({ allowed: false }) };
+  return { driver: new FilesystemDriver({ rootdirectory: dir }, io), cleanup: () => removeDir(dir) };
 });
 
 describe('filesystem driver: small-file cache', () => {

@@ -1,7 +1,7 @@
 // The filesystem driver, Berth's embedded default. Small files are replaced by write-to-temp-then-rename, so a
 // crash leaves either the old or the new content; renames within one root are atomic.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, statSync, type Stats } from 'node:fs';
+import { promises as fsp, readSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
@@ -15,10 +15,16 @@ import {
   type ReadOptions,
   type StorageDriver,
 } from '../../driver.js';
-import { StatMode } from './stat-mode.js';
+import { SyncMode } from './sync-mode.js';
 
 export interface FilesystemOptions {
   readonly rootdirectory: string;
+}
+
+/** When stats and reads may run on the event loop (see SyncMode); tests pass their own. */
+export interface FilesystemIo {
+  readonly stats?: SyncMode;
+  readonly reads?: SyncMode;
 }
 
 function code(err: unknown): string | undefined {
@@ -54,12 +60,16 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly #root: string;
   /** Whether stats run on the event loop (fast disk) or the thread pool (slow one). */
-  readonly #statMode = new StatMode();
+  readonly #statMode: SyncMode;
+  /** The same for the positional reads of pulls (up to 1 MiB each, so a larger budget). */
+  readonly #readMode: SyncMode;
   /** Small files (links, tags, upload markers) by full path, validated by stat on every read. */
   readonly #small = new LRUCache<string, SmallFile>({ max: 50_000 });
 
-  constructor(options: FilesystemOptions) {
+  constructor(options: FilesystemOptions, io: FilesystemIo = {}) {
     this.#root = options.rootdirectory;
+    this.#statMode = io.stats ?? new SyncMode();
+    this.#readMode = io.reads ?? new SyncMode({ budgetMs: 2 });
   }
 
   #full(path: string): string {
@@ -153,7 +163,16 @@ export class FilesystemDriver implements StorageDriver {
       if (!isFile) throw new StorageError('PathNotFound', path, `${path} is a directory`);
       return {
         size,
-        read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead,
+        read: async (buffer, length, position) => {
+          const mode = this.#readMode;
+          if (!mode.synchronous) return (await handle.read(buffer, 0, length, position)).bytesRead;
+          const started = mode.start();
+          try {
+            return readSync(handle.fd, buffer, 0, length, position);
+          } finally {
+            mode.took(started);
+          }
+        },
         close: () => handle.close(),
       };
     } catch (err) {
@@ -218,7 +237,7 @@ export class FilesystemDriver implements StorageDriver {
     };
   }
 
-  /** stat(2) of a full path: synchronously while that stays fast (see StatMode), else on the thread pool. */
+  /** stat(2) of a full path: synchronously while that stays fast (see SyncMode), else on the thread pool. */
   async #statFull(full: string): Promise<Stats> {
     const mode = this.#statMode;
     if (!mode.synchronous) return fsp.stat(full);

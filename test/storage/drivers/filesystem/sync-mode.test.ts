@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { StatMode } from '../../../../src/storage/drivers/filesystem/stat-mode.js';
+import { SyncMode } from '../../../../src/storage/drivers/filesystem/sync-mode.js';
 
-/** A StatMode on a clock the test moves; `stat(ms)` records one synchronous stat that took `ms`. */
+/** A SyncMode on a clock the test moves; `stat(ms)` records one synchronous stat that took `ms`. */
 function clocked(options: { budgetMs?: number; asyncForMs?: number } = {}) {
   let t = 0;
-  const mode = new StatMode({ ...options, now: () => t });
+  const mode = new SyncMode({ ...options, now: () => t });
   return {
     mode,
     stat(ms: number): void {
@@ -19,7 +19,7 @@ function clocked(options: { budgetMs?: number; asyncForMs?: number } = {}) {
   };
 }
 
-describe('filesystem StatMode', function () {
+describe('filesystem SyncMode', function () {
   it('stays synchronous while stats are fast', function () {
     const c = clocked();
     for (let i = 0; i < 10_000; i++) c.stat(0.002);
@@ -54,5 +54,10 @@ describe('filesystem StatMode', function () {
     }
     assert.equal(c.mode.synchronous, false);
     assert.ok(n > 1 && n < 20, `switched after ${n} slow stats`);
+  });
+
+  it('is never synchronous when not allowed', function () {
+    const mode = new SyncMode({ allowed: false, now: () => 1e12 });
+    assert.equal(mode.synchronous, false);
   });
 });
