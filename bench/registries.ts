@@ -239,7 +239,7 @@ function childEnv(): NodeJS.ProcessEnv {
   env['OTEL_TRACES_EXPORTER'] = 'none';
   env['OTEL_METRICS_EXPORTER'] = 'none';
   env['OTEL_LOGS_EXPORTER'] = 'none';
-  // BENCH_BERTH_GC=throughput runs Berth with BERTH_GC=throughput (the others ignore it).
+  // BENCH_BERTH_GC runs Berth with that BERTH_GC mode (the others ignore it).
   const gc = process.env['BENCH_BERTH_GC'];
   if (gc !== undefined) env['BERTH_GC'] = gc;
   return env;

@@ -8,7 +8,7 @@
 //   BENCH_DURATION, BENCH_WARMUP (seconds), BENCH_CONNECTIONS, BENCH_REPEAT (transfers per measurement; median kept)
 //   BENCH_REGISTRIES=berth,dist3,dist28   a subset, while working on the harness
 //   BENCH_TMPDIR (default: the OS temp dir), BENCH_KEEP=1 to leave the temp dir (configs, logs, storage) behind
-//   BENCH_BERTH_GC=throughput   Berth with BERTH_GC=throughput (V8 counts socket buffers in its heap limit)
+//   BENCH_BERTH_GC=throughput   Berth with that BERTH_GC mode (throughput, v8) instead of the default, balanced
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';

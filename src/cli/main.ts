@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import { startRegistry } from '../registry/server.js';
+import { gcFlags } from './gc.js';
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (REGISTRY_* environment variables override the file)
@@ -14,7 +15,12 @@ const USAGE = `usage:
 `;
 
 async function serve(args: string[]): Promise<number> {
-  tuneGarbageCollector();
+  const flags = gcFlags(process.env['BERTH_GC']);
+  if (flags instanceof Error) {
+    process.stderr.write(`berth: ${flags.message}\n`);
+    return 2;
+  }
+  for (const flag of flags) setFlagsFromString(flag);
   const { values, positionals } = parseArgs({
     args,
     options: { config: { type: 'string', short: 'c' } },
@@ -37,16 +43,6 @@ async function serve(args: string[]): Promise<number> {
   });
   log.info('stopped');
   return 0;
-}
-
-/**
- * Every chunk a socket reads is a new 64 KiB buffer outside V8's heap, and by default V8 starts a full collection
- * for every few dozen MiB of such memory: on a chunked push, collections are a third of the server's CPU.
- * BERTH_GC=throughput counts that memory in V8's global limit instead, so a push runs with a few collections: about
- * a third more push throughput for about 60 MiB more peak memory (see the README's benchmark notes).
- */
-function tuneGarbageCollector(): void {
-  if (process.env['BERTH_GC'] === 'throughput') setFlagsFromString('--external-memory-accounted-in-global-limit');
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */

@@ -1,5 +1,5 @@
-// The `berth` entry point as a process: usage names every command, and `serve` with BERTH_GC=throughput (V8 flags
-// set at start-up) pushes and pulls like the default.
+// The `berth` entry point as a process: usage names every command, `serve` pushes and pulls the same under every
+// BERTH_GC mode (V8 flags set at start-up), and refuses an unknown mode before it listens.
 import assert from 'node:assert/strict';
 import { CLI, removeDir, spawnRegistry, tempDir, type ChildRegistry } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
@@ -15,7 +15,16 @@ describe('berth CLI @integration', function () {
       assert.match(r.stdout, new RegExp(command));
   });
 
-  for (const gc of ['default', 'throughput']) {
+  it('refuses an unknown BERTH_GC, naming the choices', async () => {
+    const r = await runCommand(process.execPath, [CLI, 'serve'], {
+      timeoutMs: 30_000,
+      env: { PATH: process.env['PATH'] ?? '', BERTH_GC: 'fast', REGISTRY_HTTP_ADDR: '127.0.0.1:0' },
+    });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /BERTH_GC=fast: choose one of balanced, throughput, v8/);
+  });
+
+  for (const gc of ['balanced', 'throughput', 'v8']) {
     it(`serves pushes and pulls with BERTH_GC=${gc}`, async () => {
       const dir = await tempDir('berth-cli-');
       let registry: ChildRegistry | undefined;
