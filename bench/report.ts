@@ -3,11 +3,12 @@
 import type { LoadResult } from './load.js';
 import type { RegistryId } from './registries.js';
 
-export const LOAD_KINDS = ['headBlob', 'getManifest', 'getBase'] as const;
+export const LOAD_KINDS = ['headBlob', 'getBlob', 'getManifest', 'getBase'] as const;
 export type LoadKind = (typeof LOAD_KINDS)[number];
 
 export const LOAD_LABELS: Readonly<Record<LoadKind, string>> = {
   headBlob: 'HEAD blob',
+  getBlob: 'GET blob (2 KiB)',
   getManifest: 'GET manifest by tag',
   getBase: 'GET /v2/',
 };
@@ -131,7 +132,8 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
   for (const kind of LOAD_KINDS) {
     const label = LOAD_LABELS[kind];
     const warning = loadWarning(kind);
-    const rpsTarget: Target | undefined = kind === 'getBase' ? undefined : { dist3: 2, dist28: 5 };
+    const rpsTarget: Target | undefined =
+      kind === 'headBlob' || kind === 'getManifest' ? { dist3: 2, dist28: 5 } : undefined;
     defs.push(
       {
         name: `${label}`,

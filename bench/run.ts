@@ -133,7 +133,7 @@ const SEED_REPO = 'bench/seed';
 interface SeedImage {
   readonly blobs: readonly Buffer[];
   readonly manifest: Buffer;
-  /** The layer the HEAD load asks for. */
+  /** The layer (2 KiB) the HEAD and GET blob loads ask for. */
   readonly headDigest: string;
   readonly headSize: number;
 }
@@ -212,6 +212,8 @@ function loadSpec(kind: LoadKind, base: URL, image: SeedImage): LoadSpec {
   switch (kind) {
     case 'headBlob':
       return { method: 'HEAD', url: new URL(`/v2/${SEED_REPO}/blobs/${image.headDigest}`, base) };
+    case 'getBlob':
+      return { method: 'GET', url: new URL(`/v2/${SEED_REPO}/blobs/${image.headDigest}`, base) };
     case 'getManifest':
       return {
         method: 'GET',

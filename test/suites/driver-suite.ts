@@ -3,8 +3,15 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
+import { readdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { StorageError, walkFiles, type StorageDriver, type StorageErrorKind } from '../../src/storage/driver.js';
+import {
+  StorageError,
+  walkFiles,
+  type PositionalFile,
+  type StorageDriver,
+  type StorageErrorKind,
+} from '../../src/storage/driver.js';
 
 export interface DriverUnderTest {
   readonly driver: StorageDriver;
@@ -256,6 +263,49 @@ export function runDriverSuite(name: string, factory: () => Promise<DriverUnderT
         const open = d.open?.bind(d);
         assert.ok(open !== undefined);
         await assert.rejects(open('/blob/nothing'), isStorageError('PathNotFound', '/blob/nothing'));
+      });
+
+      it('throws PathNotFound for a directory', async function () {
+        const open = d.open?.bind(d);
+        assert.ok(open !== undefined);
+        await assert.rejects(open('/blob'), isStorageError('PathNotFound', '/blob'));
+      });
+
+      it('keeps reading the bytes it opened after the path is replaced, and refuses reads once closed', async function () {
+        const open = d.open?.bind(d);
+        assert.ok(open !== undefined);
+        const file = await open('/blob/positional');
+        const buffer = Buffer.alloc(1_000);
+        try {
+          await d.putContent('/blob/other', Buffer.from('replacement'));
+          await d.move('/blob/other', '/blob/positional');
+          assert.equal(await file.read(buffer, 1_000, 200_000), 1_000);
+          assert.deepEqual(buffer, content.subarray(200_000, 201_000));
+        } finally {
+          await file.close();
+        }
+        await assert.rejects(file.read(buffer, 10, 0), /read after close/);
+        await file.close(); // a second close is harmless
+        assert.equal((await d.getContent('/blob/positional')).toString(), 'replacement');
+      });
+
+      it('releases what it opened: open-read-close rounds leave no descriptor behind', async function () {
+        const open = d.open?.bind(d);
+        assert.ok(open !== undefined);
+        const descriptors = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+        const before = await descriptors();
+        const buffer = Buffer.alloc(64);
+        for (let i = 0; i < 500; i++) {
+          const file: PositionalFile = await open('/blob/positional');
+          try {
+            assert.equal(await file.read(buffer, 64, i * 64), 64);
+          } finally {
+            await file.close();
+          }
+        }
+        assert.deepEqual(buffer, content.subarray(499 * 64, 500 * 64));
+        // Other tests' sockets may come and go meanwhile, but not hundreds of them.
+        assert.ok((await descriptors()) - before < 100, `descriptors went from ${before} to ${await descriptors()}`);
       });
     });
 
