@@ -98,7 +98,9 @@ export async function createRedisClient(config: RedisConfig, role: ConnectionRol
     ...(config.password === undefined ? {} : { password: config.password }),
     ...(tls === undefined ? {} : { tls }),
     connectTimeout: config.dialtimeout,
-    ...(commands ? { commandTimeout: Math.max(config.readtimeout, config.writetimeout) } : {}),
+    // A backstop only: every operation of the tier has its own deadline (readtimeout or writetimeout), which must
+    // fire first so that the breaker sees a CacheTimeoutError and bypasses Redis until it answers again.
+    ...(commands ? { commandTimeout: 2 * Math.max(config.readtimeout, config.writetimeout) } : {}),
     maxRetriesPerRequest: commands ? 0 : null,
     autoResendUnfulfilledCommands: false,
     autoResubscribe: false,
@@ -123,7 +125,10 @@ export async function createRedisClient(config: RedisConfig, role: ConnectionRol
     ...common,
     db: config.db,
     enableOfflineQueue: !commands,
-    enableAutoPipelining: commands,
+    // Off: a lookup here is one EVALSHA, and auto-pipelining's per-command bookkeeping costs about what its fewer
+    // writes save (alternating runs of HEAD with Redis at 32 connections: 9.7–15.4k req/s and p99 9–12 ms without
+    // it, 10.1–11.8k and 13–15 ms with it). A Cluster keeps it (above): its lookups are four commands.
+    enableAutoPipelining: false,
     retryStrategy: reconnectDelay,
   };
   if (topology === 'sentinel') {
