@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import {
   checkPath,
@@ -51,6 +52,12 @@ function mapError(err: unknown, path: string): unknown {
   if (c === 'EISDIR') return new StorageError('InvalidPath', path, `${path} is a directory`);
   return err;
 }
+
+// Descriptor calls on the thread pool, for the slow-disk path of open (FileHandles would cost the fast path more).
+const openAsync = promisify(fsOpen);
+const fstatAsync = promisify(fstat);
+const readAsync = promisify(read);
+const closeAsync = promisify(close);
 
 const TEMP_MARK = '.tmp-';
 /** Files up to this size are kept by getContent's stat-validated cache. */
@@ -195,16 +202,12 @@ export class FilesystemDriver implements StorageDriver {
       }
     } else {
       try {
-        fd = await new Promise<number>((resolve, reject) =>
-          fsOpen(full, 'r', (err, opened) => (err ? reject(err) : resolve(opened))),
-        );
+        fd = await openAsync(full, 'r');
       } catch (err) {
         throw mapError(err, path);
       }
       try {
-        st = await new Promise<Stats>((resolve, reject) =>
-          fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats))),
-        );
+        st = await fstatAsync(fd);
       } catch (err) {
         await this.#close(fd).catch(() => undefined);
         throw mapError(err, path);
@@ -220,7 +223,7 @@ export class FilesystemDriver implements StorageDriver {
       read: async (buffer, length, position) => {
         if (closed) throw new Error(`${path}: read after close`);
         const mode = this.#readMode;
-        if (!mode.synchronous) return readAsync(fd, buffer, length, position);
+        if (!mode.synchronous) return (await readAsync(fd, buffer, 0, length, position)).bytesRead;
         const started = mode.start();
         try {
           return readSync(fd, buffer, 0, length, position);
@@ -239,10 +242,7 @@ export class FilesystemDriver implements StorageDriver {
   /** close(2) of a descriptor of ours, on the event loop while metadata calls are fast. */
   async #close(fd: number): Promise<void> {
     const meta = this.#statMode;
-    if (!meta.synchronous) {
-      await new Promise<void>((resolve, reject) => close(fd, (err) => (err ? reject(err) : resolve())));
-      return;
-    }
+    if (!meta.synchronous) return closeAsync(fd);
     const started = meta.start();
     try {
       closeSync(fd);
@@ -366,13 +366,6 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async close(): Promise<void> {}
-}
-
-/** pread(2) on the thread pool. */
-function readAsync(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    read(fd, buffer, 0, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))),
-  );
 }
 
 /** A Writable over a FileHandle that counts the bytes that reached the file. */
