@@ -1,5 +1,6 @@
 // BERTH_GC modes map to V8 flags; anything else is refused with the choices named.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { GC_MODES, gcFlags } from '../../src/cli/gc.js';
 
 describe('gcFlags', () => {
@@ -24,8 +25,7 @@ describe('gcFlags', () => {
     }
   });
 
-  it('names only flags this V8 knows', async () => {
-    const { execFileSync } = await import('node:child_process');
+  it('names only flags this V8 knows', () => {
     const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8', maxBuffer: 16 << 20 });
     for (const mode of GC_MODES) {
       const flags = gcFlags(mode);

@@ -186,19 +186,18 @@ export class FilesystemDriver implements StorageDriver {
     let fd: number;
     let st: Stats;
     if (meta.synchronous) {
-      const started = meta.start();
       try {
-        fd = openSync(full, 'r');
-        try {
-          st = fstatSync(fd);
-        } catch (err) {
-          closeSync(fd);
-          throw err;
-        }
+        [fd, st] = meta.run(() => {
+          const opened = openSync(full, 'r');
+          try {
+            return [opened, fstatSync(opened)] as const;
+          } catch (err) {
+            closeSync(opened);
+            throw err;
+          }
+        });
       } catch (err) {
         throw mapError(err, path);
-      } finally {
-        meta.took(started);
       }
     } else {
       try {
@@ -224,12 +223,7 @@ export class FilesystemDriver implements StorageDriver {
         if (closed) throw new Error(`${path}: read after close`);
         const mode = this.#readMode;
         if (!mode.synchronous) return (await readAsync(fd, buffer, 0, length, position)).bytesRead;
-        const started = mode.start();
-        try {
-          return readSync(fd, buffer, 0, length, position);
-        } finally {
-          mode.took(started);
-        }
+        return mode.run(() => readSync(fd, buffer, 0, length, position));
       },
       close: async () => {
         if (closed) return;
@@ -243,12 +237,7 @@ export class FilesystemDriver implements StorageDriver {
   async #close(fd: number): Promise<void> {
     const meta = this.#statMode;
     if (!meta.synchronous) return closeAsync(fd);
-    const started = meta.start();
-    try {
-      closeSync(fd);
-    } finally {
-      meta.took(started);
-    }
+    meta.run(() => closeSync(fd));
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {
@@ -311,13 +300,7 @@ export class FilesystemDriver implements StorageDriver {
   async #statFull(full: string): Promise<Stats> {
     const mode = this.#statMode;
     if (!mode.synchronous) return fsp.stat(full);
-    const started = mode.start();
-    let st: Stats | undefined;
-    try {
-      st = statSync(full, { throwIfNoEntry: false });
-    } finally {
-      mode.took(started);
-    }
+    const st = mode.run(() => statSync(full, { throwIfNoEntry: false }));
     if (st === undefined)
       throw Object.assign(new Error(`ENOENT: no such file or directory, stat '${full}'`), { code: 'ENOENT' });
     return st;

@@ -36,22 +36,25 @@ export class SyncMode {
     if (options.allowed === false) this.#asyncUntil = Number.POSITIVE_INFINITY;
   }
 
-  /** Whether the next operation may run on the event loop; when it does, time it and report with `took`. */
+  /** Whether the next operation may run on the event loop (through `run`). */
   get synchronous(): boolean {
     return this.#now() >= this.#asyncUntil;
   }
 
-  /** The current time, to pass back to `took` after a synchronous operation. */
-  start(): number {
-    return this.#now();
+  /** Runs a synchronous operation and judges the disk by how long it took, whether it returned or threw. */
+  run<T>(operation: () => T): T {
+    const started = this.#now();
+    try {
+      return operation();
+    } finally {
+      this.#took(this.#now() - started);
+    }
   }
 
-  /** Records a synchronous operation that began at `started`. */
-  took(started: number): void {
-    const now = this.#now();
-    this.#averageMs += (now - started - this.#averageMs) * this.#weight;
+  #took(ms: number): void {
+    this.#averageMs += (ms - this.#averageMs) * this.#weight;
     if (this.#averageMs > this.#budgetMs) {
-      this.#asyncUntil = now + this.#asyncForMs;
+      this.#asyncUntil = this.#now() + this.#asyncForMs;
       // Back on the event loop, the disk is judged afresh.
       this.#averageMs = 0;
     }

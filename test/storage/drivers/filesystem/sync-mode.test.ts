@@ -9,9 +9,9 @@ function clocked(options: { budgetMs?: number; asyncForMs?: number } = {}) {
     mode,
     stat(ms: number): void {
       assert.ok(mode.synchronous, 'a synchronous stat only happens in synchronous mode');
-      const started = mode.start();
-      t += ms;
-      mode.took(started);
+      mode.run(() => {
+        t += ms;
+      });
     },
     advance(ms: number): void {
       t += ms;
@@ -54,6 +54,23 @@ describe('filesystem SyncMode', function () {
     }
     assert.equal(c.mode.synchronous, false);
     assert.ok(n > 1 && n < 20, `switched after ${n} slow stats`);
+  });
+
+  it('judges an operation that throws by its time too, and passes the error and results through', function () {
+    const c = clocked({ asyncForMs: 10_000 });
+    assert.equal(
+      c.mode.run(() => 42),
+      42,
+    );
+    assert.throws(
+      () =>
+        c.mode.run(() => {
+          c.advance(50);
+          throw new Error('EIO');
+        }),
+      /EIO/,
+    );
+    assert.equal(c.mode.synchronous, false, 'a slow failure counts like a slow success');
   });
 
   it('is never synchronous when not allowed', function () {
