@@ -10,6 +10,7 @@
 //   BENCH_TMPDIR (default: the OS temp dir), BENCH_KEEP=1 to leave the temp dir (configs, logs, storage) behind
 //   BENCH_BERTH_GC=throughput   Berth with that BERTH_GC mode (throughput, v8) instead of the default, balanced
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
+//   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runCacheSuite } from './cache.js';
+import { runFloorSuite } from './floor.js';
 import { RegistryClient, type FileRange } from './client.js';
 import {
   envNumber,
@@ -409,12 +411,14 @@ async function main(): Promise<void> {
   }
 }
 
-// BENCH_SUITE picks the comparison: unset (or `registry`) is the one above; `cache` is cache.ts's per-cache-mode one.
+// BENCH_SUITE picks the comparison: unset (or `registry`) is the one above; `cache` is cache.ts's per-cache-mode one;
+// `floor` is floor.ts's comparison with a bare Node.js server.
 const suite = process.env['BENCH_SUITE'] ?? '';
 try {
   if (suite === '' || suite === 'registry') await main();
   else if (suite === 'cache') await runCacheSuite();
-  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default) or cache`);
+  else if (suite === 'floor') await runFloorSuite();
+  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache or floor`);
 } catch (err) {
   progress(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   killAllNow();

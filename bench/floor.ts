@@ -1,0 +1,372 @@
+// BENCH_SUITE=floor: where Node.js itself stands on this machine, for the targets Berth misses. In one run, beside
+// Distribution 3 and Berth, it measures floor-server.ts (the least a Node.js registry could do: no grammar, no
+// sessions in storage, no logs, no metrics) on
+//   1. a push of BENCH_BLOB_MIB (512) in BENCH_CHUNK_MIB (8) chunks: node:http receiving, hashing and appending
+//      (writes through the thread pool, and on the event loop);
+//   2. HEAD of a blob whose descriptor is in process memory: node:http, and one Koa middleware;
+//   3. HEAD of a blob whose descriptor is in Redis: one Koa middleware making one ioredis HGETALL.
+// The table prints each against Distribution 3 under the same setting, and the rate a target asks of Berth, so a
+// target above the floor shows as out of reach for any Node.js registry here. Table to stdout, JSON to
+// bench/results/floor-latest.json.
+//
+// Environment (all optional): BENCH_QUICK, BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_REPEAT,
+// BENCH_BLOB_MIB, BENCH_CHUNK_MIB, BENCH_TMPDIR and BENCH_KEEP as for run.ts.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { RegistryClient, type FileRange } from './client.js';
+import {
+  envNumber,
+  loadSettings,
+  loadSummary,
+  loadText,
+  machineInfo,
+  machineText,
+  markdownReport,
+  median,
+  MIB,
+  progress,
+  rotated,
+  stopOnSignals,
+  workSettings,
+  writeReport,
+} from './common.js';
+import type { FloorKind } from './floor-server.js';
+import { runLoad, type LoadResult } from './load.js';
+import { cpuSeconds } from './proc.js';
+import { startRedis, type RunningRedis } from './redis.js';
+import { freePort, REPO_ROOT, startRegistry, trackChild, type CacheMode } from './registries.js';
+
+function readSettings() {
+  const quick = process.env['BENCH_QUICK'] === '1';
+  return {
+    quick,
+    blobMiB: Math.round(envNumber('BENCH_BLOB_MIB', quick ? 32 : 512, 1, 16_384)),
+    chunkMiB: Math.round(envNumber('BENCH_CHUNK_MIB', 8, 1, 1024)),
+    repeat: Math.round(envNumber('BENCH_REPEAT', quick ? 1 : 3, 1, 20)),
+    ...loadSettings(quick),
+    ...workSettings(),
+  };
+}
+type Settings = ReturnType<typeof readSettings>;
+
+/** Something the suite measures: a registry or a floor server, and how to stop it (and its redis-server). */
+interface Target {
+  readonly label: string;
+  readonly pid: number;
+  readonly baseUrl: URL;
+  stop(): Promise<void>;
+}
+
+const FLOOR_LABELS: Readonly<Record<FloorKind, string>> = {
+  http: 'node:http',
+  'http-sync': 'node:http, writes on the event loop',
+  koa: 'Koa',
+  'koa-redis': 'Koa + ioredis',
+};
+
+async function startFloor(kind: FloorKind, dir: string, redisPort?: number): Promise<Target> {
+  await mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const script = join(REPO_ROOT, 'dist/bench/floor-server.js');
+  const fd = openSync(join(dir, 'floor.log'), 'a');
+  let child: ChildProcess;
+  try {
+    const args = [script, kind, String(port), dir, ...(redisPort === undefined ? [] : [String(redisPort)])];
+    child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  trackChild(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const baseUrl = new URL(`http://127.0.0.1:${port}`);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (child.exitCode !== null) break;
+    if ((await status(baseUrl)) === 200 && child.pid !== undefined) {
+      return {
+        label: `floor: ${FLOOR_LABELS[kind]}`,
+        pid: child.pid,
+        baseUrl,
+        stop,
+      };
+    }
+  }
+  await stop();
+  throw new Error(`floor-server ${kind} did not answer GET /v2/ (log in ${dir})`);
+}
+
+function status(base: URL): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request(new URL('/v2/', base), { timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+/** A registry from registries.ts, with its own redis-server when `cache` is redis. */
+async function startReal(id: 'berth' | 'dist3', cache: CacheMode, dir: string): Promise<Target> {
+  await mkdir(dir, { recursive: true });
+  const redis: RunningRedis | undefined = cache === 'redis' ? await startRedis(join(dir, 'redis')) : undefined;
+  try {
+    const reg = await startRegistry(id, { dir, cache, ...(redis === undefined ? {} : { redisPort: redis.port }) });
+    return {
+      label: `${reg.label} (${cache === 'none' ? 'storage only' : cache})`,
+      pid: reg.pid,
+      baseUrl: reg.baseUrl,
+      stop: async () => {
+        await reg.stop();
+        await redis?.stop();
+      },
+    };
+  } catch (err) {
+    await redis?.stop();
+    throw err;
+  }
+}
+
+/** Random bytes in a file, and their digest. */
+async function randomBlob(file: string, mib: number): Promise<{ range: FileRange; digest: string }> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.alloc(MIB);
+  const handle = await open(file, 'w');
+  try {
+    for (let i = 0; i < mib; i++) {
+      randomFillSync(buffer);
+      hash.update(buffer);
+      await handle.write(buffer, 0, buffer.length, i * MIB);
+    }
+  } finally {
+    await handle.close();
+  }
+  return { range: { file, start: 0, length: mib * MIB }, digest: `sha256:${hash.digest('hex')}` };
+}
+
+function settleDisk(): void {
+  try {
+    execFileSync('sync', [], { timeout: 120_000 });
+  } catch {
+    // without sync the numbers are only noisier
+  }
+}
+
+interface Measured {
+  readonly label: string;
+  /** MiB/s or req/s. */
+  readonly rate: number;
+  /** Server CPU: seconds per GiB, or µs per request. */
+  readonly cpu: number;
+  readonly detail: string;
+}
+
+async function chunkedPushes(s: Settings, targets: readonly Target[], work: string): Promise<Measured[]> {
+  const blob = await randomBlob(join(work, 'blob.bin'), s.blobMiB);
+  const rates = targets.map(() => [] as number[]);
+  const cpus = targets.map(() => [] as number[]);
+  for (let round = 0; round < s.repeat; round++) {
+    for (const i of rotated([...targets.keys()], round)) {
+      const t = targets[i];
+      if (t === undefined) continue;
+      const client = new RegistryClient(t.baseUrl);
+      try {
+        settleDisk();
+        const cpu0 = cpuSeconds(t.pid);
+        const t0 = performance.now();
+        await client.pushChunked(`floor/chunked${round}`, blob.range, blob.digest, s.chunkMiB * MIB);
+        const seconds = (performance.now() - t0) / 1000;
+        const cpu = cpuSeconds(t.pid) - cpu0;
+        rates[i]?.push(s.blobMiB / seconds);
+        cpus[i]?.push(cpu / (s.blobMiB / 1024));
+        progress(`  ${t.label}: chunked push ${round + 1}/${s.repeat}: ${(s.blobMiB / seconds).toFixed(1)} MiB/s`);
+      } finally {
+        client.close();
+      }
+    }
+  }
+  return targets.map((t, i) => ({
+    label: t.label,
+    rate: median(rates[i] ?? []),
+    cpu: median(cpus[i] ?? []),
+    detail: (rates[i] ?? []).map((r) => r.toFixed(0)).join(', '),
+  }));
+}
+
+async function headLoads(s: Settings, targets: readonly Target[]): Promise<Measured[]> {
+  const layer = randomFillSync(Buffer.alloc(2048));
+  const digest = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+  const out: Measured[] = [];
+  for (const t of targets) {
+    const client = new RegistryClient(t.baseUrl);
+    try {
+      await client.pushMonolithic('floor/head', layer, digest);
+      const check = await client.send('HEAD', `/v2/floor/head/blobs/${digest}`);
+      if (check.status !== 200 || check.headers['content-length'] !== '2048')
+        throw new Error(`${t.label}: HEAD of the pushed blob: HTTP ${check.status}`);
+    } finally {
+      client.close();
+    }
+    const spec = { method: 'HEAD' as const, url: new URL(`/v2/floor/head/blobs/${digest}`, t.baseUrl) };
+    const settings = { connections: s.connections, pid: t.pid };
+    if (s.warmupS > 0) await runLoad(spec, { ...settings, durationS: s.warmupS });
+    const r: LoadResult = await runLoad(spec, { ...settings, durationS: s.durationS });
+    if (r.non2xx + r.errors + r.timeouts > 0) throw new Error(`${t.label}: ${loadSummary(r)}`);
+    progress(`  ${t.label}: ${loadSummary(r)}`);
+    out.push({
+      label: t.label,
+      rate: r.requestsPerSecond,
+      cpu: r.serverCpuMicrosPerRequest,
+      detail: `p99 ${r.p99Ms.toFixed(2)} ms`,
+    });
+  }
+  return out;
+}
+
+/** Starts targets one after another (all or none), runs `measure` over them, and stops them whatever happens. */
+async function withTargets<T>(
+  starts: ReadonlyArray<() => Promise<Target>>,
+  measure: (t: Target[]) => Promise<T>,
+): Promise<T> {
+  const targets: Target[] = [];
+  try {
+    for (const start of starts) targets.push(await start());
+    return await measure(targets);
+  } finally {
+    await Promise.allSettled(targets.map((t) => t.stop()));
+  }
+}
+
+interface Block {
+  readonly title: string;
+  readonly unit: string;
+  readonly cpuUnit: string;
+  readonly results: readonly Measured[];
+  /** What a target asks of Berth, as a multiple of Distribution 3 (the first result). */
+  readonly target?: number;
+}
+
+function blockRows(b: Block): string[] {
+  const reference = b.results[0]?.rate ?? Number.NaN;
+  const rows = b.results.map(
+    (m) =>
+      `| ${b.title} | ${m.label} | ${m.rate.toFixed(b.unit === 'MiB/s' ? 1 : 0)} ${b.unit} | ` +
+      `${(m.rate / reference).toFixed(2)}× | ${m.cpu.toFixed(b.cpuUnit === 's/GiB' ? 2 : 1)} ${b.cpuUnit} | ${m.detail} |`,
+  );
+  if (b.target !== undefined) {
+    const asked = reference * b.target;
+    const best = Math.max(...b.results.filter((m) => m.label.startsWith('floor')).map((m) => m.rate));
+    rows.push(
+      `| ${b.title} | **target for Berth: ≥${b.target}× D3** | ${asked.toFixed(b.unit === 'MiB/s' ? 1 : 0)} ${b.unit} | ` +
+        `${b.target}× | | best floor ÷ target: ${(best / asked).toFixed(2)} |`,
+    );
+  }
+  return rows;
+}
+
+export async function runFloorSuite(): Promise<void> {
+  const s = readSettings();
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const work = await mkdtemp(join(s.tmp, 'berth-floor-'));
+  stopOnSignals(work, s.keep, 'servers');
+  progress(
+    `floor suite: ${s.blobMiB} MiB in ${s.chunkMiB} MiB chunks ×${s.repeat}; HEAD loads ${s.warmupS}+${s.durationS} s ` +
+      `at ${s.connections} connections; load average ${loadText(loadBefore)}`,
+  );
+  try {
+    const d = (name: string): string => join(work, name);
+    progress(
+      'chunked push: Distribution 3, node:http floors (thread-pool and event-loop writes), Berth (storage only)',
+    );
+    const pushes = await withTargets(
+      [
+        () => startReal('dist3', 'none', d('push-dist3')),
+        () => startFloor('http', d('push-floor')),
+        () => startFloor('http-sync', d('push-floor-sync')),
+        () => startReal('berth', 'none', d('push-berth')),
+      ],
+      (t) => chunkedPushes(s, t, work),
+    );
+    progress('HEAD, descriptor in memory: Distribution 3, node:http floor, Koa floor, Berth (inmemory)');
+    const memory = await withTargets(
+      [
+        () => startReal('dist3', 'inmemory', d('mem-dist3')),
+        () => startFloor('http', d('mem-http')),
+        () => startFloor('koa', d('mem-koa')),
+        () => startReal('berth', 'inmemory', d('mem-berth')),
+      ],
+      (t) => headLoads(s, t),
+    );
+    progress('HEAD, descriptor in Redis: Distribution 3, Koa + ioredis floor, Berth (redis)');
+    let floorRedis: RunningRedis | undefined;
+    const redis = await withTargets(
+      [
+        () => startReal('dist3', 'redis', d('redis-dist3')),
+        async () => {
+          floorRedis = await startRedis(d('redis-floor-server'));
+          const port = floorRedis.port;
+          const floor = await startFloor('koa-redis', d('redis-floor'), port);
+          return { ...floor, stop: async () => (await floor.stop(), await floorRedis?.stop()) };
+        },
+        () => startReal('berth', 'redis', d('redis-berth')),
+      ],
+      (t) => headLoads(s, t),
+    );
+
+    const blocks: Block[] = [
+      {
+        title: `push ${s.blobMiB} MiB in ${s.chunkMiB} MiB chunks`,
+        unit: 'MiB/s',
+        cpuUnit: 's/GiB',
+        results: pushes,
+        target: 1.5,
+      },
+      { title: 'HEAD blob, descriptor in memory', unit: 'req/s', cpuUnit: 'µs/req', results: memory },
+      { title: 'HEAD blob, descriptor in Redis', unit: 'req/s', cpuUnit: 'µs/req', results: redis, target: 5 },
+    ];
+    const table = [
+      '| measurement | server | rate | ÷ D3 | server CPU | runs / p99 |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...blocks.flatMap(blockRows),
+    ].join('\n');
+    const loadAfter = loadavg();
+    const notes = [
+      'The floors are floor-server.ts: no grammar checks, no sessions in storage, no logs, no metrics, no error ' +
+        'envelope. A target whose rate is above every floor is out of reach of any Node.js registry on this machine.',
+      `${s.quick ? '**QUICK run**: for checking the harness, not for quoting. ' : ''}Pushes: median of ${s.repeat}, ` +
+        `rotated order, \`sync\` before each. HEAD: ${s.warmupS} s warm-up, ${s.durationS} s at ${s.connections} ` +
+        'connections (autocannon in this process).',
+      `Machine: ${machineText()}; load generator and servers share it. Load average before ${loadText(loadBefore)}, ` +
+        `after ${loadText(loadAfter)}.`,
+    ];
+    const markdown = markdownReport(`## Node.js floor (${startedAt.toISOString()})`, table, notes);
+    process.stdout.write(`\n${markdown}\n`);
+    await writeReport('floor-latest.json', {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      settings: { ...s, tmp: undefined, keep: undefined },
+      machine: machineInfo(loadBefore, loadAfter),
+      blocks,
+      notes,
+      markdown,
+    });
+  } finally {
+    if (s.keep) progress(`kept ${work}`);
+    else await rm(work, { recursive: true, force: true });
+  }
+}
