@@ -44,7 +44,10 @@ export interface StorageDriver {
   readonly name: string;
   /** Reads a whole small file. Throws PathNotFound. */
   getContent(path: string): Promise<Buffer>;
-  /** Replaces a small file atomically: readers see the old or the new content, never a mix. */
+  /**
+   * Replaces a small file atomically: readers see the old or the new content, never a mix. Once it resolves, the
+   * content survives a crash of the process or of the machine.
+   */
   putContent(path: string, content: Uint8Array): Promise<void>;
   /** Streams a file from an offset. Throws PathNotFound, or InvalidOffset when offset is past the end. */
   reader(path: string, options?: ReadOptions): Promise<Readable>;
@@ -53,13 +56,19 @@ export interface StorageDriver {
    * one per chunk. Drivers that can only stream leave it out. Throws PathNotFound.
    */
   open?(path: string): Promise<PositionalFile>;
-  /** Opens a file for writing, truncated or (with append) continuing from its current end. */
+  /**
+   * Opens a file for writing, truncated or (with append) continuing from its current end. A truncating writer's
+   * commit is as durable as putContent; an appending one's makes its bytes visible, and need not make them durable.
+   */
   writer(path: string, append: boolean): Promise<FileWriter>;
   /** Size, time and kind of a file or directory. Throws PathNotFound. */
   stat(path: string): Promise<FileInfo>;
   /** Full paths of the direct children of a directory. Throws PathNotFound. */
   list(path: string): Promise<string[]>;
-  /** Moves a file, replacing the destination atomically. Throws PathNotFound when the source is missing. */
+  /**
+   * Moves a file, replacing the destination atomically; once it resolves, the destination with all its bytes
+   * survives a crash of the machine. Throws PathNotFound when the source is missing.
+   */
   move(source: string, destination: string): Promise<void>;
   /** Deletes a file or a whole directory tree. Throws PathNotFound. */
   delete(path: string): Promise<void>;

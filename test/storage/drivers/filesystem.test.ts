@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { StorageError } from '../../../src/storage/driver.js';
-import { FilesystemDriver } from '../../../src/storage/drivers/filesystem/index.js';
+import { FilesystemDriver, FSYNC, type Durability } from '../../../src/storage/drivers/filesystem/index.js';
 import { SyncMode } from '../../../src/storage/drivers/filesystem/sync-mode.js';
 import { removeDir, tempDir } from '../../helpers/harness.js';
 import { runDriverSuite } from '../../suites/driver-suite.js';
@@ -49,6 +51,147 @@ describe('filesystem driver: small-file cache', () => {
     await writer.delete('/a/link');
     await assert.rejects(
       reader.getContent('/a/link'),
+      (err: unknown) => err instanceof StorageError && err.kind === 'PathNotFound',
+    );
+  });
+});
+
+describe('filesystem driver: durability', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir('berth-fs-durable-');
+  });
+  afterEach(() => removeDir(dir));
+
+  interface Event {
+    readonly kind: 'file' | 'directory';
+    readonly path: string;
+    /** What the final destination held when the flush ran (undefined: it did not exist). */
+    readonly destination: string | undefined;
+    /** For file flushes: the bytes the flushed file held. */
+    readonly content?: string;
+  }
+
+  /** A Durability that really flushes, and records each flush with what the disk showed at that moment. */
+  function recorder(destination: () => string): { io: Durability; events: Event[] } {
+    const events: Event[] = [];
+    const seen = async (): Promise<string | undefined> => readFile(destination(), 'utf8').catch(() => undefined);
+    const io: Durability = {
+      file: async (handle, full) => {
+        const content = (await readFile(full)).toString('utf8');
+        events.push({ kind: 'file', path: full, destination: await seen(), content });
+        await FSYNC.file(handle, full);
+      },
+      directory: async (full) => {
+        events.push({ kind: 'directory', path: full, destination: await seen() });
+        await FSYNC.directory(full);
+      },
+    };
+    return { io, events };
+  }
+
+  it('flushes a small file before renaming it into place, then every directory that gained an entry', async () => {
+    const target = join(dir, 'repositories', 'a', 'b', 'link');
+    const { io, events } = recorder(() => target);
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { durability: io });
+    await driver.putContent('/repositories/a/b/link', Buffer.from('v1'));
+
+    const [first, ...rest] = events;
+    assert.equal(first?.kind, 'file');
+    assert.equal(first?.content, 'v1', 'the temp file is flushed with all its bytes');
+    assert.equal(first?.destination, undefined, 'and before it is renamed into place');
+    assert.deepEqual(
+      rest.map((e) => [e.kind, e.path, e.destination]),
+      [
+        ['directory', join(dir, 'repositories', 'a', 'b'), 'v1'],
+        ['directory', join(dir, 'repositories', 'a'), 'v1'],
+        ['directory', join(dir, 'repositories'), 'v1'],
+        ['directory', dir, 'v1'],
+      ],
+      'after the rename: the new entry, and the directories mkdir created, up to the one that existed',
+    );
+
+    // A replacement creates no directory: one file flush, then only the entry's own directory.
+    events.length = 0;
+    await driver.putContent('/repositories/a/b/link', Buffer.from('v2'));
+    assert.deepEqual(
+      events.map((e) => [
+        e.kind,
+        e.path === target ? 'target' : e.path.startsWith(`${target}.tmp-`) ? 'temp' : e.path,
+        e.destination,
+      ]),
+      [
+        ['file', 'temp', 'v1'],
+        ['directory', join(dir, 'repositories', 'a', 'b'), 'v2'],
+      ],
+    );
+  });
+
+  it('flushes a moved file before the rename and its new directory after it', async () => {
+    const target = join(dir, 'blobs', 'sha256', 'ab', 'data');
+    const { io, events } = recorder(() => target);
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { durability: io });
+    const writer = await driver.writer('/uploads/u1/data', true);
+    writer.stream.end(Buffer.from('blob bytes'));
+    await new Promise((resolve) => writer.stream.once('finish', resolve));
+    await writer.commit();
+    assert.equal(events.length, 0, 'an appending writer commits without a flush');
+
+    await driver.move('/uploads/u1/data', '/blobs/sha256/ab/data');
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.path, e.destination, e.content]),
+      [
+        ['file', join(dir, 'uploads', 'u1', 'data'), undefined, 'blob bytes'],
+        ['directory', join(dir, 'blobs', 'sha256', 'ab'), 'blob bytes', undefined],
+        ['directory', join(dir, 'blobs', 'sha256'), 'blob bytes', undefined],
+        ['directory', join(dir, 'blobs'), 'blob bytes', undefined],
+        ['directory', dir, 'blob bytes', undefined],
+      ],
+    );
+  });
+
+  it('flushes what a truncating writer wrote before its commit renames it into place', async () => {
+    const target = join(dir, 'f', 'data');
+    const { io, events } = recorder(() => target);
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { durability: io });
+    const writer = await driver.writer('/f/data', false);
+    writer.stream.end(Buffer.from('whole'));
+    await new Promise((resolve) => writer.stream.once('finish', resolve));
+    await writer.commit();
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.kind === 'file' ? 'temp' : e.path, e.destination, e.content]),
+      [
+        ['file', 'temp', undefined, 'whole'],
+        ['directory', join(dir, 'f'), 'whole', undefined],
+        ['directory', dir, 'whole', undefined],
+      ],
+    );
+  });
+
+  it('keeps the old content and leaves no temp file when the flush fails', async () => {
+    let failing = false;
+    const io: Durability = {
+      file: async (handle, full) => {
+        if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        await FSYNC.file(handle, full);
+      },
+      directory: FSYNC.directory,
+    };
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { durability: io });
+    await driver.putContent('/t/link', Buffer.from('old'));
+    failing = true;
+    await assert.rejects(driver.putContent('/t/link', Buffer.from('new')), /EIO/);
+    assert.equal((await driver.getContent('/t/link')).toString(), 'old');
+    assert.deepEqual(await readdir(join(dir, 't')), ['link']);
+
+    // A move whose flush fails leaves the source where it was and the destination absent.
+    failing = false;
+    await driver.putContent('/u/data', Buffer.from('upload'));
+    failing = true;
+    await assert.rejects(driver.move('/u/data', '/b/data'), /EIO/);
+    assert.equal((await driver.getContent('/u/data')).toString(), 'upload');
+    await assert.rejects(
+      driver.stat('/b/data'),
       (err: unknown) => err instanceof StorageError && err.kind === 'PathNotFound',
     );
   });

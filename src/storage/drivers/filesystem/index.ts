@@ -1,5 +1,8 @@
 // The filesystem driver, Berth's embedded default. Small files are replaced by write-to-temp-then-rename, so a
-// crash leaves either the old or the new content; renames within one root are atomic.
+// crash leaves either the old or the new content; renames within one root are atomic. What a call reports as stored
+// is on the disk, not only in the page cache: file data is flushed (fsync) before the rename that makes it visible,
+// and the directories that gained an entry are flushed before the call returns, so a power loss or a kernel crash
+// cannot leave a blob or a link that exists but holds nothing (CNCF Distribution flushes files the same way).
 import { randomBytes } from 'node:crypto';
 import {
   close,
@@ -34,10 +37,31 @@ export interface FilesystemOptions {
   readonly rootdirectory: string;
 }
 
-/** When stats and reads may run on the event loop (see SyncMode); tests pass their own. */
+/** How data reaches the disk: fsync(2) of a file, and of a directory (its entries). Tests pass recorders. */
+export interface Durability {
+  /** Flushes the data of an open file, whose full path is `full`. */
+  file(handle: fsp.FileHandle, full: string): Promise<void>;
+  /** Flushes a directory's entries (names added, removed or renamed). */
+  directory(full: string): Promise<void>;
+}
+
+export const FSYNC: Durability = {
+  file: (handle) => handle.sync(),
+  directory: async (full) => {
+    const handle = await fsp.open(full, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+};
+
+/** When stats and reads may run on the event loop (see SyncMode), and how data is flushed; tests pass their own. */
 export interface FilesystemIo {
   readonly stats?: SyncMode;
   readonly reads?: SyncMode;
+  readonly durability?: Durability;
 }
 
 function code(err: unknown): string | undefined {
@@ -84,11 +108,30 @@ export class FilesystemDriver implements StorageDriver {
   readonly #readMode: SyncMode;
   /** Small files (links, tags, upload markers) by full path, validated by stat on every read. */
   readonly #small = new LRUCache<string, SmallFile>({ max: 50_000 });
+  readonly #durability: Durability;
 
   constructor(options: FilesystemOptions, io: FilesystemIo = {}) {
     this.#root = options.rootdirectory;
     this.#statMode = io.stats ?? new SyncMode();
     this.#readMode = io.reads ?? new SyncMode({ budgetMs: 2 });
+    this.#durability = io.durability ?? FSYNC;
+  }
+
+  /**
+   * Creates `dir` and any missing parents; returns what the entries flush (`#flushEntries`) must cover: `dir`, and
+   * up to the parent of the first directory it had to create.
+   */
+  async #makeDir(dir: string): Promise<string> {
+    const created = await fsp.mkdir(dir, { recursive: true });
+    return created === undefined ? dir : dirname(created);
+  }
+
+  /** Flushes the entries of `dir` and of each parent up to `top`: every directory that gained a name. */
+  async #flushEntries(dir: string, top: string): Promise<void> {
+    for (let d = dir; ; d = dirname(d)) {
+      await this.#durability.directory(d);
+      if (d === top || d === dirname(d)) return;
+    }
   }
 
   #full(path: string): string {
@@ -133,14 +176,21 @@ export class FilesystemDriver implements StorageDriver {
   async putContent(path: string, content: Uint8Array): Promise<void> {
     const full = this.#full(path);
     const temp = `${full}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
-    await fsp.mkdir(dirname(full), { recursive: true });
+    const top = await this.#makeDir(dirname(full));
     try {
-      await fsp.writeFile(temp, content);
+      const handle = await fsp.open(temp, 'wx');
+      try {
+        await handle.writeFile(content);
+        await this.#durability.file(handle, temp);
+      } finally {
+        await handle.close();
+      }
       await fsp.rename(temp, full);
     } catch (err) {
       await fsp.rm(temp, { force: true });
       throw mapError(err, path);
     }
+    await this.#flushEntries(dirname(full), top);
   }
 
   /** Opens a file for reading; a missing one is PathNotFound. */
@@ -240,9 +290,14 @@ export class FilesystemDriver implements StorageDriver {
     meta.run(() => closeSync(fd));
   }
 
+  /**
+   * A truncating writer's commit is durable (flushed, renamed into place, directory flushed). An appending writer
+   * only adds bytes to an upload in progress: its commit makes them visible, and `move` makes the upload durable
+   * when it becomes a blob, so the chunks of a push cost no flush each.
+   */
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const full = this.#full(path);
-    await fsp.mkdir(dirname(full), { recursive: true });
+    const top = await this.#makeDir(dirname(full));
     let initial = 0;
     let existed = false;
     if (append) {
@@ -274,14 +329,22 @@ export class FilesystemDriver implements StorageDriver {
       size: () => initial + stream.written,
       commit: async () => {
         await finish();
-        await handle.close();
-        if (target === full) return;
+        if (target === full) {
+          await handle.close();
+          return;
+        }
         try {
+          try {
+            await this.#durability.file(handle, target);
+          } finally {
+            await handle.close();
+          }
           await fsp.rename(target, full);
         } catch (err) {
           await fsp.rm(target, { force: true });
           throw mapError(err, path);
         }
+        await this.#flushEntries(dirname(full), top);
       },
       cancel: async () => {
         if (finished) return;
@@ -327,15 +390,28 @@ export class FilesystemDriver implements StorageDriver {
     return names.filter((n) => !n.includes(TEMP_MARK)).map((n) => `${base}/${n}`);
   }
 
+  /** Flushes the source's data, renames it into place and flushes the directories that gained an entry. */
   async move(source: string, destination: string): Promise<void> {
     const from = this.#full(source);
     const to = this.#full(destination);
-    await fsp.mkdir(dirname(to), { recursive: true });
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(from, 'r');
+    } catch (err) {
+      throw mapError(err, source);
+    }
+    try {
+      await this.#durability.file(handle, from);
+    } finally {
+      await handle.close();
+    }
+    const top = await this.#makeDir(dirname(to));
     try {
       await fsp.rename(from, to);
     } catch (err) {
       throw mapError(err, source);
     }
+    await this.#flushEntries(dirname(to), top);
   }
 
   async delete(path: string): Promise<void> {
