@@ -7,7 +7,8 @@
 //
 // - GET /v2/ → 200.
 // - POST …/blobs/uploads/ → 202 with a Location; PATCH → appended to a file while a running sha256 follows; PUT
-//   ?digest= (optional last chunk) → the digest checked, the file renamed into place, the descriptor remembered.
+//   ?digest= (optional last chunk) → the digest checked, the file flushed (fsync) and renamed into place, the
+//   descriptor remembered.
 // - HEAD …/blobs/<digest> → the remembered descriptor: from a Map (`http`, `koa`) or one HGETALL (`koa-redis`).
 // `http` answers through node:http alone, writing uploads through the thread pool; `http-sync` is the same with the
 // writes on the event loop (writevSync); `koa` and `koa-redis` answer through one Koa middleware.
@@ -178,6 +179,13 @@ class Floor {
     const actual = `sha256:${session.hash.digest('hex')}`;
     this.#sessions.delete(id);
     if (actual !== digest) return { status: 400, headers: {} };
+    // Stored means on the disk, as for Berth and Distribution: the data is flushed before the blob becomes visible.
+    const handle = await open(session.file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await mkdir(join(this.#root, 'blobs'), { recursive: true });
     await rename(session.file, join(this.#root, 'blobs', actual.slice('sha256:'.length)));
     await this.#descriptors.set({ digest: actual, size: session.size });

@@ -1,8 +1,8 @@
 // BENCH_SUITE=floor: where Node.js itself stands on this machine, for the targets Berth misses. In one run, beside
 // Distribution 3 and Berth, it measures floor-server.ts (the least a Node.js registry could do: no grammar, no
 // sessions in storage, no logs, no metrics) on
-//   1. a push of BENCH_BLOB_MIB (512) in BENCH_CHUNK_MIB (8) chunks: node:http receiving, hashing and appending
-//      (writes through the thread pool, and on the event loop);
+//   1. pushes of BENCH_BLOB_MIB (512), monolithic and in BENCH_CHUNK_MIB (8) chunks: node:http receiving, hashing
+//      and appending (writes through the thread pool, and on the event loop), beside both Distribution versions;
 //   2. HEAD of a blob whose descriptor is in process memory: node:http, and one Koa middleware;
 //   3. HEAD of a blob whose descriptor is in Redis: one Koa middleware making one ioredis HGETALL.
 // The table prints each against Distribution 3 under the same setting, and the rate a target asks of Berth, so a
@@ -121,7 +121,7 @@ function status(base: URL): Promise<number | undefined> {
 }
 
 /** A registry from registries.ts, with its own redis-server when `cache` is redis. */
-async function startReal(id: 'berth' | 'dist3', cache: CacheMode, dir: string): Promise<Target> {
+async function startReal(id: 'berth' | 'dist3' | 'dist28', cache: CacheMode, dir: string): Promise<Target> {
   await mkdir(dir, { recursive: true });
   const redis: RunningRedis | undefined = cache === 'redis' ? await startRedis(join(dir, 'redis')) : undefined;
   try {
@@ -175,8 +175,14 @@ interface Measured {
   readonly detail: string;
 }
 
-async function chunkedPushes(s: Settings, targets: readonly Target[], work: string): Promise<Measured[]> {
-  const blob = await randomBlob(join(work, 'blob.bin'), s.blobMiB);
+type PushMode = 'monolithic' | 'chunked';
+
+async function pushes(
+  s: Settings,
+  targets: readonly Target[],
+  blob: { range: FileRange; digest: string },
+  mode: PushMode,
+): Promise<Measured[]> {
   const rates = targets.map(() => [] as number[]);
   const cpus = targets.map(() => [] as number[]);
   for (let round = 0; round < s.repeat; round++) {
@@ -188,12 +194,14 @@ async function chunkedPushes(s: Settings, targets: readonly Target[], work: stri
         settleDisk();
         const cpu0 = cpuSeconds(t.pid);
         const t0 = performance.now();
-        await client.pushChunked(`floor/chunked${round}`, blob.range, blob.digest, s.chunkMiB * MIB);
+        if (mode === 'chunked')
+          await client.pushChunked(`floor/chunked${round}`, blob.range, blob.digest, s.chunkMiB * MIB);
+        else await client.pushMonolithic(`floor/monolithic${round}`, blob.range, blob.digest);
         const seconds = (performance.now() - t0) / 1000;
         const cpu = cpuSeconds(t.pid) - cpu0;
         rates[i]?.push(s.blobMiB / seconds);
         cpus[i]?.push(cpu / (s.blobMiB / 1024));
-        progress(`  ${t.label}: chunked push ${round + 1}/${s.repeat}: ${(s.blobMiB / seconds).toFixed(1)} MiB/s`);
+        progress(`  ${t.label}: ${mode} push ${round + 1}/${s.repeat}: ${(s.blobMiB / seconds).toFixed(1)} MiB/s`);
       } finally {
         client.close();
       }
@@ -251,28 +259,36 @@ async function withTargets<T>(
   }
 }
 
+/** A target the issue sets for Berth: `times` the rate of the block's result number `of` (a reference registry). */
+interface BlockTarget {
+  readonly of: number;
+  readonly name: string;
+  readonly times: number;
+}
+
 interface Block {
   readonly title: string;
   readonly unit: string;
   readonly cpuUnit: string;
+  /** Distribution 3 first: the ÷ D3 column divides by it. */
   readonly results: readonly Measured[];
-  /** What a target asks of Berth, as a multiple of Distribution 3 (the first result). */
-  readonly target?: number;
+  readonly targets: readonly BlockTarget[];
 }
 
 function blockRows(b: Block): string[] {
   const reference = b.results[0]?.rate ?? Number.NaN;
+  const digits = b.unit === 'MiB/s' ? 1 : 0;
   const rows = b.results.map(
     (m) =>
-      `| ${b.title} | ${m.label} | ${m.rate.toFixed(b.unit === 'MiB/s' ? 1 : 0)} ${b.unit} | ` +
+      `| ${b.title} | ${m.label} | ${m.rate.toFixed(digits)} ${b.unit} | ` +
       `${(m.rate / reference).toFixed(2)}× | ${m.cpu.toFixed(b.cpuUnit === 's/GiB' ? 2 : 1)} ${b.cpuUnit} | ${m.detail} |`,
   );
-  if (b.target !== undefined) {
-    const asked = reference * b.target;
-    const best = Math.max(...b.results.filter((m) => m.label.startsWith('floor')).map((m) => m.rate));
+  const best = Math.max(...b.results.filter((m) => m.label.startsWith('floor')).map((m) => m.rate));
+  for (const t of b.targets) {
+    const asked = (b.results[t.of]?.rate ?? Number.NaN) * t.times;
     rows.push(
-      `| ${b.title} | **target for Berth: ≥${b.target}× D3** | ${asked.toFixed(b.unit === 'MiB/s' ? 1 : 0)} ${b.unit} | ` +
-        `${b.target}× | | best floor ÷ target: ${(best / asked).toFixed(2)} |`,
+      `| ${b.title} | **target for Berth: ≥${t.times}× ${t.name}** | ${asked.toFixed(digits)} ${b.unit} | ` +
+        `${(asked / reference).toFixed(2)}× | | best floor ÷ target: ${(best / asked).toFixed(2)} |`,
     );
   }
   return rows;
@@ -285,22 +301,24 @@ export async function runFloorSuite(): Promise<void> {
   const work = await mkdtemp(join(s.tmp, 'berth-floor-'));
   stopOnSignals(work, s.keep, 'servers');
   progress(
-    `floor suite: ${s.blobMiB} MiB in ${s.chunkMiB} MiB chunks ×${s.repeat}; HEAD loads ${s.warmupS}+${s.durationS} s ` +
+    `floor suite: ${s.blobMiB} MiB monolithic and in ${s.chunkMiB} MiB chunks ×${s.repeat}; HEAD loads ${s.warmupS}+${s.durationS} s ` +
       `at ${s.connections} connections; load average ${loadText(loadBefore)}`,
   );
   try {
     const d = (name: string): string => join(work, name);
     progress(
-      'chunked push: Distribution 3, node:http floors (thread-pool and event-loop writes), Berth (storage only)',
+      'pushes: Distribution 3, Distribution 2.8, node:http floors (thread-pool and event-loop writes), Berth (storage only)',
     );
-    const pushes = await withTargets(
+    const blob = await randomBlob(join(work, 'blob.bin'), s.blobMiB);
+    const [monolithic, chunked] = await withTargets(
       [
         () => startReal('dist3', 'none', d('push-dist3')),
+        () => startReal('dist28', 'none', d('push-dist28')),
         () => startFloor('http', d('push-floor')),
         () => startFloor('http-sync', d('push-floor-sync')),
         () => startReal('berth', 'none', d('push-berth')),
       ],
-      (t) => chunkedPushes(s, t, work),
+      async (t) => [await pushes(s, t, blob, 'monolithic'), await pushes(s, t, blob, 'chunked')] as const,
     );
     progress('HEAD, descriptor in memory: Distribution 3, node:http floor, Koa floor, Berth (inmemory)');
     const memory = await withTargets(
@@ -330,14 +348,33 @@ export async function runFloorSuite(): Promise<void> {
 
     const blocks: Block[] = [
       {
+        title: `push ${s.blobMiB} MiB monolithic`,
+        unit: 'MiB/s',
+        cpuUnit: 's/GiB',
+        results: monolithic,
+        targets: [
+          { of: 0, name: 'D3', times: 1.5 },
+          { of: 1, name: 'D2.8', times: 2.5 },
+        ],
+      },
+      {
         title: `push ${s.blobMiB} MiB in ${s.chunkMiB} MiB chunks`,
         unit: 'MiB/s',
         cpuUnit: 's/GiB',
-        results: pushes,
-        target: 1.5,
+        results: chunked,
+        targets: [
+          { of: 0, name: 'D3', times: 1.5 },
+          { of: 1, name: 'D2.8', times: 4 },
+        ],
       },
-      { title: 'HEAD blob, descriptor in memory', unit: 'req/s', cpuUnit: 'µs/req', results: memory },
-      { title: 'HEAD blob, descriptor in Redis', unit: 'req/s', cpuUnit: 'µs/req', results: redis, target: 5 },
+      { title: 'HEAD blob, descriptor in memory', unit: 'req/s', cpuUnit: 'µs/req', results: memory, targets: [] },
+      {
+        title: 'HEAD blob, descriptor in Redis',
+        unit: 'req/s',
+        cpuUnit: 'µs/req',
+        results: redis,
+        targets: [{ of: 0, name: 'D3', times: 5 }],
+      },
     ];
     const table = [
       '| measurement | server | rate | ÷ D3 | server CPU | runs / p99 |',
