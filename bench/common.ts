@@ -1,5 +1,6 @@
 // Small pieces both benchmark suites (run.ts's registry comparison and cache.ts) share: progress output, environment
 // parsing, statistics, the images they push, and how they write up and save a run.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -58,6 +59,15 @@ export function registriesFromEnv(): RegistryId[] {
 
 export function sha256(b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
+}
+
+/** Flushes dirty pages left by the previous transfer, so background writeback does not slow the next one. */
+export function settleDisk(): void {
+  try {
+    execFileSync('sync', [], { timeout: 120_000 });
+  } catch {
+    // without sync the numbers are only noisier
+  }
 }
 
 export function median(values: readonly number[]): number {

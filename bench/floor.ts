@@ -6,16 +6,15 @@
 //   2. HEAD of a blob whose descriptor is in process memory: node:http, and one Koa middleware;
 //   3. HEAD of a blob whose descriptor is in Redis: one Koa middleware making one ioredis HGETALL.
 // The table prints each against Distribution 3 under the same setting, and the rate a target asks of Berth, so a
-// target above the floor shows as out of reach for any Node.js registry here. Table to stdout, JSON to
+// target above the floor shows as out of reach for a single-threaded Node.js server here. Table to stdout, JSON to
 // bench/results/floor-latest.json.
 //
 // Environment (all optional): BENCH_QUICK, BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_REPEAT,
 // BENCH_BLOB_MIB, BENCH_CHUNK_MIB, BENCH_TMPDIR and BENCH_KEEP as for run.ts.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +31,7 @@ import {
   MIB,
   progress,
   rotated,
+  settleDisk,
   stopOnSignals,
   workSettings,
   writeReport,
@@ -40,7 +40,7 @@ import type { FloorKind } from './floor-server.js';
 import { runLoad, type LoadResult } from './load.js';
 import { cpuSeconds } from './proc.js';
 import { startRedis, type RunningRedis } from './redis.js';
-import { freePort, REPO_ROOT, startRegistry, trackChild, type CacheMode } from './registries.js';
+import { freePort, probe, REPO_ROOT, startRegistry, trackChild, type CacheMode } from './registries.js';
 
 function readSettings() {
   const quick = process.env['BENCH_QUICK'] === '1';
@@ -95,7 +95,7 @@ async function startFloor(kind: FloorKind, dir: string, redisPort?: number): Pro
   for (let attempt = 0; attempt < 100; attempt++) {
     await new Promise((r) => setTimeout(r, 100));
     if (child.exitCode !== null) break;
-    if ((await status(baseUrl)) === 200 && child.pid !== undefined) {
+    if ((await probe(baseUrl)) === 200 && child.pid !== undefined) {
       return {
         label: `floor: ${FLOOR_LABELS[kind]}`,
         pid: child.pid,
@@ -106,18 +106,6 @@ async function startFloor(kind: FloorKind, dir: string, redisPort?: number): Pro
   }
   await stop();
   throw new Error(`floor-server ${kind} did not answer GET /v2/ (log in ${dir})`);
-}
-
-function status(base: URL): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const req = request(new URL('/v2/', base), { timeout: 1000, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(undefined));
-    req.end();
-  });
 }
 
 /** A registry from registries.ts, with its own redis-server when `cache` is redis. */
@@ -156,14 +144,6 @@ async function randomBlob(file: string, mib: number): Promise<{ range: FileRange
     await handle.close();
   }
   return { range: { file, start: 0, length: mib * MIB }, digest: `sha256:${hash.digest('hex')}` };
-}
-
-function settleDisk(): void {
-  try {
-    execFileSync('sync', [], { timeout: 120_000 });
-  } catch {
-    // without sync the numbers are only noisier
-  }
 }
 
 interface Measured {
@@ -384,7 +364,8 @@ export async function runFloorSuite(): Promise<void> {
     const loadAfter = loadavg();
     const notes = [
       'The floors are floor-server.ts: no grammar checks, no sessions in storage, no logs, no metrics, no error ' +
-        'envelope. A target whose rate is above every floor is out of reach of any Node.js registry on this machine.',
+        'envelope, everything on one thread. A target above every floor is out of reach of a single-threaded ' +
+        'Node.js server on this machine (hashing on a worker thread is not part of the floor).',
       `${s.quick ? '**QUICK run**: for checking the harness, not for quoting. ' : ''}Pushes: median of ${s.repeat}, ` +
         `rotated order, \`sync\` before each. HEAD: ${s.warmupS} s warm-up, ${s.durationS} s at ${s.connections} ` +
         'connections (autocannon in this process).',

@@ -209,7 +209,7 @@ function kernelPort(): Promise<number> {
 }
 
 /** The HTTP status of GET /v2/, or undefined when nothing answered within a second. */
-function probe(url: URL): Promise<number | undefined> {
+export function probe(url: URL): Promise<number | undefined> {
   return new Promise((resolve) => {
     const req = request(new URL('/v2/', url), { method: 'GET', timeout: 1000, agent: false }, (res) => {
       res.resume();

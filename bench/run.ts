@@ -11,7 +11,6 @@
 //   BENCH_BERTH_GC=throughput   Berth with that BERTH_GC mode (throughput, v8) instead of the default, balanced
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 //   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
-import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -36,6 +35,7 @@ import {
   progress,
   registriesFromEnv,
   rotated,
+  settleDisk,
   sha256,
   stopOnSignals,
   workSettings,
@@ -162,15 +162,6 @@ async function seed(client: RegistryClient, image: SeedImage): Promise<void> {
   });
   if (manifest.status !== 200 || !manifest.body.equals(image.manifest))
     throw new Error(`GET seeded manifest: HTTP ${manifest.status}`);
-}
-
-/** Flushes dirty pages left by the previous transfer, so background writeback does not slow the next one. */
-function settleDisk(): void {
-  try {
-    execFileSync('sync', [], { timeout: 120_000 });
-  } catch {
-    // without sync the numbers are only noisier
-  }
 }
 
 /** Runs one transfer `repeat` times, timing each, and keeps the median rate and server CPU per GiB. */
