@@ -277,8 +277,15 @@ function steps(s: Settings, image: LayeredImage): Step[] {
   ];
 }
 
-/** Starts a registry (and its redis-server, for the Redis modes) with the cache setting it gets in `mode`. */
-async function start(id: RegistryId, mode: CacheMode, dir: string): Promise<Omit<Running, 'client' | 'out'>> {
+/**
+ * Starts a registry (and its redis-server, for the Redis modes) with the cache setting it gets in `mode`; the floor
+ * suite starts its registries here too.
+ */
+export async function startWithCache(
+  id: RegistryId,
+  mode: CacheMode,
+  dir: string,
+): Promise<Omit<Running, 'client' | 'out'>> {
   // Distribution has no two-tier cache: against Berth's two tiers it runs its Redis cache.
   const setting: CacheMode = id !== 'berth' && mode === 'twotier' ? 'redis' : mode;
   await mkdir(dir, { recursive: true });
@@ -306,7 +313,7 @@ async function runMode(
   progress(`mode ${MODE_LABELS[mode]}: starting ${s.registries.map(labelOf).join(', ')}`);
   const running: Running[] = [];
   try {
-    const started = await Promise.allSettled(s.registries.map((id) => start(id, mode, join(work, mode, id))));
+    const started = await Promise.allSettled(s.registries.map((id) => startWithCache(id, mode, join(work, mode, id))));
     for (const r of started) {
       if (r.status !== 'fulfilled') continue;
       const { reg, redis } = r.value;

@@ -39,8 +39,9 @@ import {
 import type { FloorKind } from './floor-server.js';
 import { runLoad, type LoadResult } from './load.js';
 import { cpuSeconds } from './proc.js';
-import { startRedis, type RunningRedis } from './redis.js';
-import { freePort, probe, REPO_ROOT, startRegistry, trackChild, type CacheMode } from './registries.js';
+import { startWithCache } from './cache.js';
+import { startRedis } from './redis.js';
+import { freePort, probe, REPO_ROOT, trackChild, type CacheMode } from './registries.js';
 
 function readSettings() {
   const quick = process.env['BENCH_QUICK'] === '1';
@@ -108,25 +109,18 @@ async function startFloor(kind: FloorKind, dir: string, redisPort?: number): Pro
   throw new Error(`floor-server ${kind} did not answer GET /v2/ (log in ${dir})`);
 }
 
-/** A registry from registries.ts, with its own redis-server when `cache` is redis. */
+/** A registry, with its own redis-server when `cache` is redis (as the cache suite starts them). */
 async function startReal(id: 'berth' | 'dist3' | 'dist28', cache: CacheMode, dir: string): Promise<Target> {
-  await mkdir(dir, { recursive: true });
-  const redis: RunningRedis | undefined = cache === 'redis' ? await startRedis(join(dir, 'redis')) : undefined;
-  try {
-    const reg = await startRegistry(id, { dir, cache, ...(redis === undefined ? {} : { redisPort: redis.port }) });
-    return {
-      label: `${reg.label} (${cache === 'none' ? 'storage only' : cache})`,
-      pid: reg.pid,
-      baseUrl: reg.baseUrl,
-      stop: async () => {
-        await reg.stop();
-        await redis?.stop();
-      },
-    };
-  } catch (err) {
-    await redis?.stop();
-    throw err;
-  }
+  const { reg, redis } = await startWithCache(id, cache, dir);
+  return {
+    label: `${reg.label} (${cache === 'none' ? 'storage only' : cache})`,
+    pid: reg.pid,
+    baseUrl: reg.baseUrl,
+    stop: async () => {
+      await reg.stop();
+      await redis?.stop();
+    },
+  };
 }
 
 /** Random bytes in a file, and their digest. */
@@ -311,15 +305,18 @@ export async function runFloorSuite(): Promise<void> {
       (t) => headLoads(s, t),
     );
     progress('HEAD, descriptor in Redis: Distribution 3, Koa + ioredis floor, Berth (redis)');
-    let floorRedis: RunningRedis | undefined;
     const redis = await withTargets(
       [
         () => startReal('dist3', 'redis', d('redis-dist3')),
         async () => {
-          floorRedis = await startRedis(d('redis-floor-server'));
-          const port = floorRedis.port;
-          const floor = await startFloor('koa-redis', d('redis-floor'), port);
-          return { ...floor, stop: async () => (await floor.stop(), await floorRedis?.stop()) };
+          const server = await startRedis(d('redis-floor-server'));
+          try {
+            const floor = await startFloor('koa-redis', d('redis-floor'), server.port);
+            return { ...floor, stop: async () => (await floor.stop(), await server.stop()) };
+          } catch (err) {
+            await server.stop();
+            throw err;
+          }
         },
         () => startReal('berth', 'redis', d('redis-berth')),
       ],
