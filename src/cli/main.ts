@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { startRegistry } from '../registry/server.js';
+import { ListenError, startRegistry } from '../registry/server.js';
 import { gcFlags } from './gc.js';
 
 const USAGE = `usage:
@@ -29,7 +29,14 @@ async function serve(args: string[]): Promise<number> {
   const file = values.config ?? positionals[0] ?? process.env['BERTH_CONFIG'];
   const config = await loadConfig(file);
   const log = createLogger(config.log);
-  const registry = await startRegistry(config, log);
+  let registry;
+  try {
+    registry = await startRegistry(config, log);
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    log.fatal({ addr: err.addr, code: err.code }, err.message);
+    return 1;
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down: finishing in-flight requests');

@@ -30,12 +30,40 @@ export function parseListen(addr: string): { host: string | undefined; port: num
   return { host: host === '' ? undefined : host, port: Number(i < 0 ? addr : addr.slice(i + 1)) };
 }
 
-function listen(server: Server, addr: string): Promise<AddressInfo> {
+/** A listener that could not open: the address and the reason, for one clear line at start-up. */
+export class ListenError extends Error {
+  readonly addr: string;
+  readonly code: string | undefined;
+
+  constructor(what: string, addr: string, cause: unknown) {
+    const code =
+      typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string'
+        ? cause.code
+        : undefined;
+    const reason =
+      code === undefined ? (cause instanceof Error ? cause.message : String(cause)) : (LISTEN_REASONS[code] ?? code);
+    super(`cannot listen on ${addr} (${what}): ${reason}`);
+    this.name = 'ListenError';
+    this.addr = addr;
+    this.code = code;
+  }
+}
+
+const LISTEN_REASONS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the address is already in use (another registry or process listens there)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name does not resolve',
+};
+
+function listen(server: Server, addr: string, what: string): Promise<AddressInfo> {
   const { host, port } = parseListen(addr);
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: unknown): void => reject(new ListenError(what, addr, err));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve(server.address() as AddressInfo);
     });
   });
@@ -65,18 +93,27 @@ export async function startRegistry(
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
-  const address = await listen(server, config.http.addr);
-
+  let address: AddressInfo;
   let debug: Server | undefined;
   let debugAddress: AddressInfo | undefined;
-  if (config.http.debug.addr !== '') {
-    debug = createDebugServer({
-      driver,
-      metrics,
-      ...(cache === undefined ? {} : { cache }),
-      metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined,
-    });
-    debugAddress = await listen(debug, config.http.debug.addr);
+  try {
+    address = await listen(server, config.http.addr, 'http.addr');
+    if (config.http.debug.addr !== '') {
+      debug = createDebugServer({
+        driver,
+        metrics,
+        ...(cache === undefined ? {} : { cache }),
+        metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined,
+      });
+      debugAddress = await listen(debug, config.http.debug.addr, 'http.debug.addr');
+    }
+  } catch (err) {
+    // Nothing may keep the process alive after a failed start: a Redis client, say, would reconnect forever.
+    server.close();
+    debug?.close();
+    await cache?.close();
+    await driver.close();
+    throw err;
   }
   for (const section of config.ignored)
     log.warn({ section }, 'config section is not supported by Berth and is ignored');

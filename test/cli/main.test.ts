@@ -1,6 +1,8 @@
 // The `berth` entry point as a process: usage names every command, `serve` pushes and pulls the same under every
-// BERTH_GC mode (V8 flags set at start-up), and refuses an unknown mode before it listens.
+// BERTH_GC mode (V8 flags set at start-up), and refuses an unknown mode before it listens; an address it cannot
+// listen on ends it with one clear log line and exit code 1, not a stack trace, even with a Redis client open.
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { CLI, removeDir, spawnRegistry, tempDir, type ChildRegistry } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
 import { pushImage, randomImage } from '../helpers/push.js';
@@ -22,6 +24,71 @@ describe('berth CLI @integration', function () {
     });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /BERTH_GC=fast: choose one of balanced, throughput, v8/);
+  });
+
+  describe('an address it cannot listen on', () => {
+    let taken: Server;
+    let port: number;
+    let dir: string;
+
+    before(async () => {
+      // It takes the port and hangs up on whoever connects (the Redis client of the last case).
+      taken = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      port = (taken.address() as AddressInfo).port;
+      dir = await tempDir('berth-cli-');
+    });
+
+    after(async () => {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      await removeDir(dir);
+    });
+
+    const cases: ReadonlyArray<{ what: string; env: () => Record<string, string> }> = [
+      { what: 'http.addr', env: () => ({ REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }) },
+      {
+        what: 'http.debug.addr',
+        env: () => ({ REGISTRY_HTTP_ADDR: '127.0.0.1:0', REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${port}` }),
+      },
+      {
+        // A Redis client that keeps reconnecting would hold the process open after the failed start.
+        what: 'http.addr',
+        env: () => ({
+          REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+          REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR: 'redis',
+          REGISTRY_REDIS_ADDRS: `[127.0.0.1:${port}]`,
+          REGISTRY_REDIS_DIALTIMEOUT: '200ms',
+        }),
+      },
+    ];
+    for (const { what, env } of cases) {
+      const label = env()['REGISTRY_REDIS_ADDRS'] === undefined ? '' : ', with a Redis client open,';
+      it(`exits 1${label} naming ${what} and the reason in one JSON line, without a stack trace`, async () => {
+        const r = await runCommand(process.execPath, [CLI, 'serve'], {
+          timeoutMs: 30_000,
+          env: {
+            PATH: process.env['PATH'] ?? '',
+            REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir,
+            REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+            ...env(),
+          },
+        });
+        assert.equal(r.timedOut, false, 'the process did not exit');
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        const fatal = r.stdout
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .find((entry) => entry['level'] === 'fatal');
+        assert.ok(fatal !== undefined, `no fatal log line in ${r.stdout}`);
+        assert.equal(
+          fatal['msg'],
+          `cannot listen on 127.0.0.1:${port} (${what}): the address is already in use (another registry or process listens there)`,
+        );
+        assert.equal(fatal['code'], 'EADDRINUSE');
+        assert.doesNotMatch(r.stdout + r.stderr, /\n\s+at /, 'a stack trace was printed');
+      });
+    }
   });
 
   for (const gc of ['balanced', 'throughput', 'v8']) {
