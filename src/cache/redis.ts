@@ -205,6 +205,31 @@ function scriptReply(reply: unknown): ScopedReads {
   };
 }
 
+/**
+ * Gathers the commands a client sends while one turn of the event loop runs into one write. The HEADs of many
+ * connections arrive together and each sends its lookup (a fill sends several commands); written one by one, each
+ * write also pays for waking redis-server: on loopback and two shared cores about 30 µs of CPU, a third of what a
+ * whole HEAD costs. So the socket is corked at a turn's first command and uncorked once the turn's I/O callbacks
+ * are done (setImmediate): Redis reads them at once and answers in one write. Only once the client is ready, so the
+ * connection's own handshake is untouched. A Cluster client needs none of this: it pipelines by itself.
+ */
+export function coalesceWrites(client: Redis): void {
+  let corked = false;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    if (!corked && stream === undefined && client.status === 'ready') {
+      const socket = client.stream;
+      socket.cork();
+      corked = true;
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return send(command, stream);
+  };
+}
+
 export class RedisTier implements DescriptorTier {
   readonly name = 'redis' as const;
   readonly #client: RedisClient;
@@ -236,6 +261,7 @@ export class RedisTier implements DescriptorTier {
     this.#broadcast = options.broadcast;
     this.#maxPending = options.maxPending ?? MAX_PENDING;
     this.#scripted = !(options.client instanceof Cluster);
+    if (options.client instanceof Redis) coalesceWrites(options.client);
     this.#client.on('error', (err: unknown) => {
       this.#warn.warn(
         'connection',

@@ -1,6 +1,7 @@
 // The Redis tier against a real redis-server: the shared cache suite (with a second replica), Distribution's key
 // layout, and failing open when Redis is down, hung or holds something unreadable.
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { connectWithin, createRedisClient, RedisTier } from '../../src/cache/redis.js';
@@ -367,6 +368,52 @@ describe('redis descriptor cache @integration', function () {
         await tier.close();
         admin.disconnect();
         await own.dispose();
+      }
+    });
+
+    it('sends the commands of one event-loop turn to redis in one write, and answers each of them', async function () {
+      const client = await createRedisClient(RedisSchema.parse({ addrs: [server().addr] }), 'commands');
+      assert.ok(await connectWithin(client, 2_000));
+      assert.ok(client instanceof Redis);
+      const tier = new RedisTier({ client, prefix: 'turn:', readTimeout: 1_000, writeTimeout: 1_000, log: silent });
+      // Counts what reaches the socket's own write methods: one call, one write(2).
+      const socket = client.stream;
+      let writes = 0;
+      const write = socket._write.bind(socket);
+      socket._write = (chunk: unknown, encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
+        writes++;
+        write(chunk, encoding, callback);
+      };
+      const writev = socket._writev?.bind(socket);
+      assert.ok(writev !== undefined);
+      socket._writev = (chunks, callback) => {
+        writes++;
+        writev(chunks, callback);
+      };
+      try {
+        // Loads the lookup script, should this server not have it yet (its first use sends it again).
+        assert.equal((await tier.lookup('t/r', uniqueDigest())).hit, false);
+        writes = 0;
+        const ds = Array.from({ length: 20 }, (_, i) => layer(100 + i));
+        const misses = await Promise.all(ds.map((d) => tier.lookup('t/r', d.digest)));
+        assert.equal(writes, 1, 'twenty lookups in one turn, one write');
+        writes = 0;
+        // Each fill sends several commands in its first turn; twenty fills in one turn share one write too.
+        await Promise.all(misses.map((m, i) => (m.hit ? Promise.reject(new Error('hit')) : m.fill(ds[i]!))));
+        // A fill's commands go out in three turns (see RedisTier's #write): three writes for all twenty, not sixty.
+        assert.ok(writes >= 1 && writes <= 3, `twenty fills took ${writes} writes`);
+        writes = 0;
+        const hits = await Promise.all(ds.map((d) => tier.lookup('t/r', d.digest)));
+        assert.equal(writes, 1);
+        hits.forEach((h, i) =>
+          assert.ok(h.hit && h.descriptor.size === 100 + i, `lookup ${i} answered its own digest`),
+        );
+        writes = 0;
+        // Lookups in separate turns are not held back for each other.
+        for (const d of ds.slice(0, 3)) assert.ok((await tier.lookup('t/r', d.digest)).hit);
+        assert.equal(writes, 3);
+      } finally {
+        await tier.close();
       }
     });
 
