@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageError } from '../../../src/storage/driver.js';
-import { FilesystemDriver, FSYNC, type Durability } from '../../../src/storage/drivers/filesystem/index.js';
+import {
+  FilesystemDriver,
+  FSYNC,
+  type Durability,
+  type Writeback,
+} from '../../../src/storage/drivers/filesystem/index.js';
 import { SyncMode } from '../../../src/storage/drivers/filesystem/sync-mode.js';
 import { removeDir, tempDir } from '../../helpers/harness.js';
 import { runDriverSuite } from '../../suites/driver-suite.js';
@@ -194,5 +199,125 @@ describe('filesystem driver: durability', () => {
       driver.stat('/b/data'),
       (err: unknown) => err instanceof StorageError && err.kind === 'PathNotFound',
     );
+  });
+});
+
+describe('filesystem driver: writeback while an upload grows', () => {
+  const KIB = 1024;
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir('berth-fs-writeback-');
+  });
+  afterEach(() => removeDir(dir));
+
+  /** A writeback that records each start and finishes only when released (or at once, with `hold` false). */
+  function recorder(hold: boolean): { writeback: Writeback; started: string[]; release: () => void } {
+    const started: string[] = [];
+    let waiting: Array<() => void> = [];
+    const writeback: Writeback = async (full) => {
+      started.push(full);
+      if (hold) await new Promise<void>((resolve) => waiting.push(resolve));
+    };
+    const release = (): void => {
+      for (const resolve of waiting) resolve();
+      waiting = [];
+    };
+    return { writeback, started, release };
+  }
+
+  /** Appends `sizes` (in KiB) through one appending writer each, like the chunks of an upload. */
+  async function appendChunks(driver: FilesystemDriver, path: string, sizes: readonly number[]): Promise<void> {
+    for (const kib of sizes) {
+      const writer = await driver.writer(path, true);
+      for (let sent = 0; sent < kib; sent += 64) writer.stream.write(Buffer.alloc(Math.min(64, kib - sent) * KIB, 7));
+      writer.stream.end();
+      await new Promise((resolve) => writer.stream.once('finish', resolve));
+      await writer.commit();
+    }
+  }
+
+  it('starts one each time an appended file grows past a multiple of the step, counting across writers', async () => {
+    const { writeback, started } = recorder(false);
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { writeback, writebackStep: 256 * KIB });
+    // 100 + 100 + 100 + 300 + 50 KiB: the file passes 256 KiB in the third chunk, 512 in the fourth, not again.
+    const steps: number[] = [];
+    for (const kib of [100, 100, 100, 300, 50]) {
+      await appendChunks(driver, '/uploads/u1/data', [kib]);
+      steps.push(started.length);
+    }
+    assert.deepEqual(steps, [0, 0, 1, 2, 2]);
+    assert.deepEqual(new Set(started), new Set([join(dir, 'uploads', 'u1', 'data')]));
+    assert.equal((await driver.stat('/uploads/u1/data')).size, 650 * KIB);
+  });
+
+  it('starts none for files written whole (truncating writers, putContent)', async () => {
+    const { writeback, started } = recorder(false);
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { writeback, writebackStep: 64 * KIB });
+    const writer = await driver.writer('/f/data', false);
+    writer.stream.end(Buffer.alloc(300 * KIB));
+    await new Promise((resolve) => writer.stream.once('finish', resolve));
+    await writer.commit();
+    await driver.putContent('/g/data', Buffer.alloc(300 * KIB));
+    assert.deepEqual(started, []);
+  });
+
+  it('runs one at a time per file, and a move waits for the running one before its own flush', async () => {
+    const { writeback, started, release } = recorder(true);
+    const flushed: string[] = [];
+    const durability: Durability = {
+      file: async (handle, full) => {
+        flushed.push(full);
+        await FSYNC.file(handle, full);
+      },
+      directory: FSYNC.directory,
+    };
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { writeback, writebackStep: 64 * KIB, durability });
+    await appendChunks(driver, '/uploads/u2/data', [100, 100, 100]);
+    assert.equal(started.length, 1, 'past 64, 128, 192 and 256 KiB, but the first is still running');
+
+    let moved = false;
+    const moving = driver.move('/uploads/u2/data', '/blobs/b2/data').then(() => (moved = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(moved, false, 'the move waits for the writeback');
+    assert.deepEqual(flushed, []);
+    release();
+    await moving;
+    assert.deepEqual(flushed, [join(dir, 'uploads', 'u2', 'data')], 'then flushes the data itself');
+    assert.equal((await driver.stat('/blobs/b2/data')).size, 300 * KIB);
+
+    // Once it ended, the next step starts another.
+    await appendChunks(driver, '/uploads/u3/data', [70]);
+    assert.equal(started.length, 2);
+    release();
+    await driver.close();
+  });
+
+  it('loses nothing when a writeback fails: the chunks and the move go on, and the move still flushes', async () => {
+    const failing: Writeback = async () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    };
+    let flushes = 0;
+    const durability: Durability = {
+      file: async (handle, full) => {
+        flushes++;
+        await FSYNC.file(handle, full);
+      },
+      directory: FSYNC.directory,
+    };
+    const driver = new FilesystemDriver(
+      { rootdirectory: dir },
+      { writeback: failing, writebackStep: 64 * KIB, durability },
+    );
+    await appendChunks(driver, '/uploads/u4/data', [100, 100]);
+    await driver.move('/uploads/u4/data', '/blobs/b4/data');
+    assert.equal(flushes, 1);
+    assert.equal((await readFile(join(dir, 'blobs', 'b4', 'data'))).length, 200 * KIB);
+  });
+
+  it('really writes back with the default (fdatasync through its own descriptor)', async () => {
+    const driver = new FilesystemDriver({ rootdirectory: dir }, { writebackStep: 64 * KIB });
+    await appendChunks(driver, '/uploads/u5/data', [100, 100]);
+    await driver.close();
+    assert.equal((await readFile(join(dir, 'uploads', 'u5', 'data'))).length, 200 * KIB);
   });
 });
