@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import { pino } from 'pino';
+import { RequestState } from '../../src/registry/app.js';
 import { removeDir, startInProcess, tempDir, type InProcessRegistry } from '../helpers/harness.js';
 import { InMemoryDriver } from '../../src/storage/drivers/inmemory/index.js';
 
@@ -1161,5 +1163,27 @@ describe('registry HTTP API', function () {
     it('answers unknown debug paths with 404', async function () {
       assert.equal((await fetch(`${reg.debugUrl}/nope`)).status, 404);
     });
+  });
+});
+
+describe('RequestState', function () {
+  it('makes the request logger on first use, once, with the request id, through a getter it shares with every request', function () {
+    const lines: string[] = [];
+    const root = pino({ level: 'info', base: null }, { write: (line: string) => void lines.push(line) });
+    const a = new RequestState(root, 'req-a');
+    const b = new RequestState(root, 'req-b');
+    assert.equal(a.route, 'unknown');
+    // No accessor of its own: one defined per request gave each state its own hidden class, which held the request
+    // from old space and made every request's objects survive young-generation collections.
+    assert.equal(Object.getOwnPropertyDescriptor(a, 'log'), undefined);
+    assert.deepEqual(Object.keys(a), Object.keys(b));
+    assert.equal(lines.length, 0);
+    assert.equal(a.log, a.log, 'one child logger per request');
+    a.log.info('first');
+    b.log.info('second');
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { reqId: string; msg: string }).reqId),
+      ['req-a', 'req-b'],
+    );
   });
 });
