@@ -8,19 +8,25 @@
 // - GET /v2/ → 200.
 // - POST …/blobs/uploads/ → 202 with a Location; PATCH → appended to a file while a running sha256 follows; PUT
 //   ?digest= (optional last chunk) → the digest checked, the file flushed (fsync) and renamed into place, the
-//   descriptor remembered.
-// - HEAD …/blobs/<digest> → the remembered descriptor: from a Map (`http`, `koa`) or one HGETALL (`koa-redis`).
-// `http` answers through node:http alone, writing uploads through the thread pool; `http-sync` is the same with the
-// writes on the event loop (writevSync); `koa` and `koa-redis` answer through one Koa middleware.
+//   descriptor remembered. As in Berth's filesystem driver, the file's writeback starts each 32 MiB it grows.
+// - HEAD …/blobs/<digest> → the remembered descriptor: from a Map (`http`, `koa`) or one HGETALL (`koa-redis`,
+//   whose client gathers each event-loop turn's commands into one write, as Berth's does).
+// It runs with Berth's default V8 flags (BERTH_GC=balanced). `http` answers through node:http alone, writing uploads
+// through the thread pool; `http-sync` is the same with the writes on the event loop (writevSync); `koa` and
+// `koa-redis` answer through one Koa middleware.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { writevSync } from 'node:fs';
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
 import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
+import { coalesceWrites } from '../src/cache/redis.js';
+import { gcFlags } from '../src/cli/gc.js';
+import { DATASYNC, WRITEBACK_STEP } from '../src/storage/drivers/filesystem/index.js';
 
 export const FLOOR_KINDS = ['http', 'http-sync', 'koa', 'koa-redis'] as const;
 export type FloorKind = (typeof FLOOR_KINDS)[number];
@@ -53,6 +59,7 @@ function mapDescriptors(): Descriptors {
 
 function redisDescriptors(port: number): Descriptors {
   const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: false });
+  coalesceWrites(redis);
   return {
     get: async (digest) => {
       const h = await redis.hgetall(`blobs::${digest}`);
@@ -68,6 +75,8 @@ interface Session {
   readonly file: string;
   hash: Hash;
   size: number;
+  /** The writeback running, if any (at most one per file). */
+  writeback?: Promise<void> | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -140,6 +149,15 @@ class Floor {
   async #append(req: IncomingMessage, session: Session): Promise<void> {
     const hash = session.hash.copy();
     let bytes = 0;
+    const grown = (): void => {
+      const before = Math.floor((session.size + bytes - lastWrite) / WRITEBACK_STEP);
+      if (Math.floor((session.size + bytes) / WRITEBACK_STEP) > before && session.writeback === undefined) {
+        session.writeback = DATASYNC(session.file)
+          .catch(() => undefined)
+          .finally(() => (session.writeback = undefined));
+      }
+    };
+    let lastWrite = 0;
     const handle = await open(session.file, 'a');
     try {
       const sink = this.#syncWrites
@@ -151,6 +169,8 @@ class Floor {
               const total = buffers.reduce((n, b) => n + b.length, 0);
               const written = writevSync(handle.fd, buffers);
               bytes += written;
+              lastWrite = written;
+              grown();
               callback(written === total ? null : new Error('short write'));
             },
           })
@@ -162,6 +182,8 @@ class Floor {
               const total = buffers.reduce((n, b) => n + b.length, 0);
               handle.writev(buffers).then((r) => {
                 bytes += r.bytesWritten;
+                lastWrite = r.bytesWritten;
+                grown();
                 // A short write (never seen on a local disk) fails the chunk rather than leave a hole behind the hash.
                 callback(r.bytesWritten === total ? null : new Error('short write'));
               }, callback);
@@ -180,6 +202,7 @@ class Floor {
     this.#sessions.delete(id);
     if (actual !== digest) return { status: 400, headers: {} };
     // Stored means on the disk, as for Berth and Distribution: the data is flushed before the blob becomes visible.
+    await session.writeback;
     const handle = await open(session.file, 'r');
     try {
       await handle.sync();
@@ -232,6 +255,11 @@ function main(argv: readonly string[]): void {
     process.stderr.write(`usage: floor-server <${FLOOR_KINDS.join('|')}> <port> <root> [redis-port]\n`);
     process.exit(2);
   }
+  // Berth's default garbage-collector settings (BERTH_GC=balanced): with V8's own, a push of streamed 64 KiB socket
+  // buffers runs a full collection every 10–20 MiB, and the floor would sit below Berth.
+  const flags = gcFlags(undefined);
+  if (flags instanceof Error) throw flags;
+  for (const flag of flags) setFlagsFromString(flag);
   const descriptors = kind === 'koa-redis' ? redisDescriptors(Number(redisPortText)) : mapDescriptors();
   const floor = new Floor(root, descriptors, kind === 'http-sync');
   if (kind === 'http' || kind === 'http-sync') serveHttp(floor, port);
