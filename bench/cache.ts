@@ -25,7 +25,7 @@ import {
   loadText,
   machineInfo,
   machineText,
-  markdownReport,
+  publishReport,
   median,
   OCI_MANIFEST,
   percentile,
@@ -35,7 +35,6 @@ import {
   sha256,
   stopOnSignals,
   workSettings,
-  writeReport,
 } from './common.js';
 import { runLoad } from './load.js';
 import { cpuSeconds } from './proc.js';
@@ -427,24 +426,21 @@ export async function runCacheSuite(): Promise<void> {
         .join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
       ...(warnings.length > 0 ? [`⚠ failures during: ${warnings.join('; ')}`] : []),
     ];
-    const markdown = markdownReport(
-      `## Blob descriptor cache: Berth vs CNCF Distribution (${startedAt.toISOString()})`,
-      cacheMarkdownTable(rows, labels),
+    await publishReport('cache-latest.json', {
+      title: '## Blob descriptor cache: Berth vs CNCF Distribution',
+      table: cacheMarkdownTable(rows, labels),
       notes,
-    );
-    process.stdout.write(`\n${markdown}\n`);
-
-    await writeReport('cache-latest.json', {
-      suite: 'cache',
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      settings: { ...s, tmp: undefined, keep: undefined },
-      machine: { ...machineInfo(loadBefore, loadAfter), loadAtModeStart: modeLoad },
-      versions: { ...versions, redis: redisVersion },
-      rows,
-      results,
-      notes,
-      markdown,
+      startedAt,
+      settings: s,
+      loadBefore,
+      loadAfter,
+      extra: {
+        suite: 'cache',
+        machine: { ...machineInfo(loadBefore, loadAfter), loadAtModeStart: modeLoad },
+        versions: { ...versions, redis: redisVersion },
+        rows,
+        results,
+      },
     });
   } finally {
     if (s.keep) progress(`kept ${work}`);

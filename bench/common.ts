@@ -164,13 +164,40 @@ export function machineInfo(loadBefore: readonly number[], loadAfter: readonly n
   };
 }
 
-/** The markdown a run prints: its title, its table, and its notes as a list. */
-export function markdownReport(title: string, table: string, notes: readonly string[]): string {
-  return [title, '', table, '', ...notes.map((n) => `- ${n}`)].join('\n');
+/** What a suite's run ends with: the markdown it prints, and the fields of its JSON report. */
+export interface RunReport {
+  /** The heading, without the start time (added). */
+  readonly title: string;
+  readonly table: string;
+  readonly notes: readonly string[];
+  readonly startedAt: Date;
+  /** The run's settings; its temp dir and keep flag stay out of the report. */
+  readonly settings: object;
+  readonly loadBefore: readonly number[];
+  readonly loadAfter: readonly number[];
+  /** The suite's own fields, after the common ones (a `machine` here replaces machineInfo's). */
+  readonly extra: Record<string, unknown>;
+}
+
+/** Prints a run's markdown (title, table, notes as a list) and writes its JSON report as bench/results/`name`. */
+export async function publishReport(name: string, r: RunReport): Promise<void> {
+  const markdown = [`${r.title} (${r.startedAt.toISOString()})`, '', r.table, '', ...r.notes.map((n) => `- ${n}`)].join(
+    '\n',
+  );
+  process.stdout.write(`\n${markdown}\n`);
+  await writeReport(name, {
+    startedAt: r.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    settings: { ...r.settings, tmp: undefined, keep: undefined },
+    machine: machineInfo(r.loadBefore, r.loadAfter),
+    ...r.extra,
+    notes: r.notes,
+    markdown,
+  });
 }
 
 /** Writes `report` as bench/results/`name`. */
-export async function writeReport(name: string, report: unknown): Promise<void> {
+async function writeReport(name: string, report: unknown): Promise<void> {
   const resultsDir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });
   const jsonFile = join(resultsDir, name);

@@ -26,9 +26,8 @@ import {
   loadSettings,
   loadSummary,
   loadText,
-  machineInfo,
   machineText,
-  markdownReport,
+  publishReport,
   median,
   MIB,
   progress,
@@ -36,7 +35,6 @@ import {
   settleDisk,
   stopOnSignals,
   workSettings,
-  writeReport,
 } from './common.js';
 import type { FloorKind } from './floor-server.js';
 import { runLoad, type LoadResult } from './load.js';
@@ -390,16 +388,15 @@ export async function runFloorSuite(): Promise<void> {
       `Machine: ${machineText()}; load generator and servers share it. Load average before ${loadText(loadBefore)}, ` +
         `after ${loadText(loadAfter)}.`,
     ];
-    const markdown = markdownReport(`## Node.js floor (${startedAt.toISOString()})`, table, notes);
-    process.stdout.write(`\n${markdown}\n`);
-    await writeReport('floor-latest.json', {
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      settings: { ...s, tmp: undefined, keep: undefined },
-      machine: machineInfo(loadBefore, loadAfter),
-      blocks,
+    await publishReport('floor-latest.json', {
+      title: '## Node.js floor',
+      table,
       notes,
-      markdown,
+      startedAt,
+      settings: s,
+      loadBefore,
+      loadAfter,
+      extra: { blocks },
     });
   } finally {
     if (s.keep) progress(`kept ${work}`);

@@ -26,9 +26,8 @@ import {
   loadSettings,
   loadSummary,
   loadText,
-  machineInfo,
   machineText,
-  markdownReport,
+  publishReport,
   median,
   MIB,
   OCI_MANIFEST,
@@ -39,7 +38,6 @@ import {
   sha256,
   stopOnSignals,
   workSettings,
-  writeReport,
 } from './common.js';
 import { runLoad, type LoadSpec } from './load.js';
 import { cpuSeconds, rssMiB, RssSampler, type RssSummary } from './proc.js';
@@ -375,23 +373,15 @@ async function main(): Promise<void> {
       `Versions: ${running.map((r) => `${r.label}: ${r.version}`).join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
       ...(warnings.length > 0 ? [`⚠ requests failed during: ${warnings.join('; ')}`] : []),
     ];
-    const markdown = markdownReport(
-      `## Berth vs CNCF Distribution (${startedAt.toISOString()})`,
-      markdownTable(defs, rows, labels),
+    await publishReport('latest.json', {
+      title: '## Berth vs CNCF Distribution',
+      table: markdownTable(defs, rows, labels),
       notes,
-    );
-    process.stdout.write(`\n${markdown}\n`);
-
-    await writeReport('latest.json', {
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      settings: { ...s, tmp: undefined, keep: undefined },
-      machine: machineInfo(loadBefore, loadAfter),
-      versions,
-      rows,
-      results,
-      notes,
-      markdown,
+      startedAt,
+      settings: s,
+      loadBefore,
+      loadAfter,
+      extra: { versions, rows, results },
     });
   } finally {
     for (const c of clients) c.close();
