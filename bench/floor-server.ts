@@ -24,7 +24,7 @@ import { setFlagsFromString } from 'node:v8';
 import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
-import { coalesceWrites } from '../src/cache/redis.js';
+import { coalesceWrites } from '../src/cache/redis-coalesce.js';
 import { gcFlags } from '../src/cli/gc.js';
 import { DATASYNC, WRITEBACK_STEP } from '../src/storage/drivers/filesystem/index.js';
 

@@ -12,6 +12,10 @@ export type CacheTierName = (typeof CACHE_TIERS)[number];
  */
 export type Scope = string | undefined;
 
+/** What an invalidation dropped: one digest in one scope, or (after too many failed ones) everything. */
+export type Invalidation =
+  { readonly kind: 'one'; readonly scope: Scope; readonly digest: Digest } | { readonly kind: 'all' };
+
 /** Stores what storage answered after a miss. */
 export type Fill = (descriptor: BlobDescriptor) => Promise<void>;
 

@@ -1,7 +1,7 @@
 // Cache metrics as one more wrapper around a tier, with CNCF Distribution 3's names: requests, hits and errors per
 // tier, and the latency of every Redis operation (Distribution's operation names, so its dashboards keep working).
 import type { Registry } from 'prom-client';
-import { AggregatedCounter, AggregatedHistogram } from '../registry/aggregated-metrics.js';
+import { AggregatedCounter, AggregatedHistogram } from '../metrics/aggregated.js';
 import type { Digest } from '../oci/digest.js';
 import type { DescriptorTier, Lookup, Scope } from './cache.js';
 

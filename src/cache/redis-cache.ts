@@ -2,10 +2,11 @@
 // without Redis never loads ioredis.
 import type { Logger } from 'pino';
 import type { RedisConfig } from '../config/redis.js';
-import { TieredDescriptorCache, type DescriptorCache } from './index.js';
+import { TieredDescriptorCache, type DescriptorCache } from './tiered.js';
 import { MemoryTier } from './memory.js';
 import { instrumentTier, type CacheMetrics } from './metrics.js';
-import { connectWithin, createRedisClient, RedisTier, redisTopology, type RedisClient } from './redis.js';
+import { connectWithin, createRedisClient, redisTopology, type RedisClient } from './redis-client.js';
+import { RedisTier } from './redis-tier.js';
 import { CoherentMemoryTier, InvalidationBus } from './two-tier.js';
 
 /** Where an `addrs` list points, for logs (never the password). */

@@ -5,11 +5,11 @@
 // clears the LRU, and until the subscription is back lookups go to Redis (or storage).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Digest } from '../oci/digest.js';
+import { digestOrUndefined, type Digest } from '../oci/digest.js';
 import { RateLimitedLog } from './cached-statter.js';
-import { withDeadline, type DescriptorTier, type Lookup, type Scope } from './cache.js';
+import { withDeadline, type DescriptorTier, type Invalidation, type Lookup, type Scope } from './cache.js';
 import { MemoryTier } from './memory.js';
-import { closeClient, digestOrUndefined, type Invalidation, type RedisClient } from './redis.js';
+import { closeClient, type RedisClient } from './redis-client.js';
 
 interface Wire {
   readonly id: string;

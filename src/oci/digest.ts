@@ -43,6 +43,16 @@ export function parseDigest(input: string): Digest {
   return { algorithm, hex, value: input };
 }
 
+/** The digest `text` names, or undefined when it names none. */
+export function digestOrUndefined(text: unknown): Digest | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return parseDigest(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function digestOf(algorithm: Algorithm, hex: string): Digest {
   return { algorithm, hex, value: `${algorithm}:${hex}` };
 }

@@ -1,7 +1,7 @@
 // HTTP metrics, with CNCF Distribution 3's names so dashboards written for it keep working. They move on every
 // request, so they aggregate in place (aggregated-metrics.ts) and reach prom-client when scraped.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { AggregatedCounter, AggregatedHistogram } from './aggregated-metrics.js';
+import { AggregatedCounter, AggregatedHistogram } from '../metrics/aggregated.js';
 
 export interface HttpMetrics {
   readonly registry: Registry;

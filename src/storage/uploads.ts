@@ -47,6 +47,26 @@ export function newHashStates(max = 1024): HashStates {
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/**
+ * A chunk that does not fit its upload: it starts somewhere other than the upload's end (`offset`), or its length
+ * differs from what the request announced (`length`). The upload is left as it was, `size` bytes long.
+ */
+export class ChunkMismatch extends Error {
+  readonly kind: 'offset' | 'length';
+  /** The upload's length, unchanged by the refused chunk. */
+  readonly size: number;
+  /** Whether the request gave the chunk's range (PATCH with Content-Range) rather than only its length. */
+  readonly ranged: boolean;
+
+  constructor(kind: 'offset' | 'length', size: number, ranged: boolean, message: string) {
+    super(message);
+    this.name = 'ChunkMismatch';
+    this.kind = kind;
+    this.size = size;
+    this.ranged = ranged;
+  }
+}
+
 function uploadUnknown(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', { detail: { id: id.slice(0, 100) } });
 }
@@ -143,10 +163,12 @@ export class Uploads {
   ): Promise<UploadStatus> {
     const { range, length } = options;
     if (range !== undefined && range.start !== status.size) {
-      throw new RegistryError('RANGE_INVALID', {
-        message: `chunk starts at ${range.start} but the upload has ${status.size} bytes`,
-        headers: { Range: `0-${Math.max(status.size - 1, 0)}` },
-      });
+      throw new ChunkMismatch(
+        'offset',
+        status.size,
+        true,
+        `chunk starts at ${range.start} but the upload has ${status.size} bytes`,
+      );
     }
     const key = this.#key(status.id);
     const state = this.#hashes.get(key);
@@ -163,11 +185,12 @@ export class Uploads {
       );
       const expected = range !== undefined ? range.end - range.start + 1 : length;
       if (expected !== undefined && counter.bytes !== expected) {
-        throw new RegistryError('BLOB_UPLOAD_INVALID', {
-          message: `chunk has ${counter.bytes} bytes but the request announced ${expected}`,
-          status: range !== undefined ? 416 : 400,
-          headers: { Range: `0-${Math.max(status.size - 1, 0)}` },
-        });
+        throw new ChunkMismatch(
+          'length',
+          status.size,
+          range !== undefined,
+          `chunk has ${counter.bytes} bytes but the request announced ${expected}`,
+        );
       }
       if (final !== undefined) verify(final.digest, final.hash);
       // A session another request finished or cancelled meanwhile must not take the chunk (nor come back for it).

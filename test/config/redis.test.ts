@@ -1,7 +1,7 @@
 // The `redis:` section: Distribution 3's keys and defaults, the topology they describe, the rules between keys, and
 // REGISTRY_REDIS_* / REGISTRY_STORAGE_CACHE_* environment overrides.
 import assert from 'node:assert/strict';
-import { redisTopology } from '../../src/cache/redis.js';
+import { redisTopology } from '../../src/cache/redis-client.js';
 import { ConfigError, loadConfig, resolveConfig } from '../../src/config/load.js';
 import { RedisSchema } from '../../src/config/redis.js';
 

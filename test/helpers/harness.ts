@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
-import { startRegistry, type RunningRegistry } from '../../src/registry/server.js';
+import { startRegistry, type RunningRegistry } from '../../src/compose.js';
 
 /** The repository root (dist/test/helpers → three levels up). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));

@@ -167,43 +167,41 @@ describe('Uploads', function () {
     assert.equal((await uploads.status(id)).size, 4);
   });
 
-  it('refuses a chunk that does not start at the current end with 416 RANGE_INVALID and the current Range', async function () {
+  it('refuses a chunk that does not start at the current end as an offset mismatch naming the current size', async function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('abcd')));
     for (const start of [0, 2, 5]) {
-      const err = await rejectsWith(
-        uploads.append(id, body(Buffer.from('xy')), { range: { start, end: start + 1 } }),
-        'RANGE_INVALID',
-        416,
-      );
-      assert.deepEqual(err.headers, { Range: '0-3' });
+      await assert.rejects(uploads.append(id, body(Buffer.from('xy')), { range: { start, end: start + 1 } }), {
+        name: 'ChunkMismatch',
+        kind: 'offset',
+        size: 4,
+        ranged: true,
+      });
     }
     assert.equal((await uploads.status(id)).size, 4);
   });
 
-  it('refuses a chunk shorter or longer than its Content-Range with 416 and keeps the session as it was', async function () {
+  it('refuses a chunk shorter or longer than its Content-Range as a length mismatch and keeps the session as it was', async function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
     await uploads.append(id, body(Buffer.from('abcd')));
-    await rejectsWith(
-      uploads.append(id, body(Buffer.from('ef')), { range: { start: 4, end: 9 } }),
-      'BLOB_UPLOAD_INVALID',
-      416,
-    );
-    await rejectsWith(
-      uploads.append(id, body(Buffer.from('efghij')), { range: { start: 4, end: 5 } }),
-      'BLOB_UPLOAD_INVALID',
-      416,
-    );
+    const mismatch = { name: 'ChunkMismatch', kind: 'length', size: 4, ranged: true };
+    await assert.rejects(uploads.append(id, body(Buffer.from('ef')), { range: { start: 4, end: 9 } }), mismatch);
+    await assert.rejects(uploads.append(id, body(Buffer.from('efghij')), { range: { start: 4, end: 5 } }), mismatch);
     assert.equal((await uploads.status(id)).size, 4);
     assert.equal((await driver.getContent(paths.uploadData(NAME, id))).toString(), 'abcd');
   });
 
-  it('refuses a chunk that differs from its Content-Length with 400', async function () {
+  it('refuses a chunk that differs from its Content-Length as an unranged length mismatch', async function () {
     const uploads = storage.repository(NAME).uploads;
     const { id } = await uploads.create();
-    await rejectsWith(uploads.append(id, body(Buffer.from('abc')), { length: 10 }), 'BLOB_UPLOAD_INVALID', 400);
+    await assert.rejects(uploads.append(id, body(Buffer.from('abc')), { length: 10 }), {
+      name: 'ChunkMismatch',
+      kind: 'length',
+      size: 0,
+      ranged: false,
+    });
     assert.equal((await uploads.status(id)).size, 0);
   });
 

@@ -1,26 +1,21 @@
 // Blob reads and deletes, and the upload endpoints: sessions, chunks, monolithic pushes and cross-repository mounts.
-import { RegistryError } from '../../oci/errors.js';
-import { parseDigest, type Digest } from '../../oci/digest.js';
+import { RegistryError, type ErrorCode } from '../../oci/errors.js';
+import { digestOrUndefined, parseDigest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
 import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
 import { sendFile } from '../send-file.js';
 
+/** What storage throws for something a repository does not hold. */
+const MISSING: ReadonlySet<ErrorCode> = new Set(['BLOB_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UPLOAD_UNKNOWN']);
+
 /** Throws NAME_UNKNOWN for a repository nothing was pushed to, else rethrows `err`. */
 export async function explainMissing(repo: Repository, err: unknown): Promise<never> {
-  if (err instanceof RegistryError && err.status === 404 && !(await repo.exists())) {
+  if (err instanceof RegistryError && MISSING.has(err.code) && !(await repo.exists())) {
     throw new RegistryError('NAME_UNKNOWN', { detail: { name: repo.name } });
   }
   throw err;
-}
-
-function digestOrUndefined(raw: string): Digest | undefined {
-  try {
-    return parseDigest(raw);
-  } catch {
-    return undefined;
-  }
 }
 
 export function writable(deps: RegistryDeps): void {

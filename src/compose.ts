@@ -1,17 +1,19 @@
-// Starts the registry and debug listeners for a resolved config, and stops them gracefully.
+// The composition root: builds the driver, the descriptor cache, storage and the HTTP app from a resolved config,
+// starts the registry and debug listeners, and stops them gracefully. `berth serve` and the tests start Berth here.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { ResolvedConfig } from '../config/schema.js';
-import { createDriver } from '../storage/drivers/factory.js';
-import { InstrumentedDriver } from '../storage/drivers/instrumented.js';
-import type { StorageDriver } from '../storage/driver.js';
-import { purgeUploads } from '../storage/purge.js';
-import { RegistryStorage } from '../storage/registry.js';
-import { createDescriptorCache } from '../cache/index.js';
-import { createApp } from './app.js';
-import { createDebugServer } from './debug.js';
-import { createMetrics } from './metrics.js';
+import type { ResolvedConfig } from './config/schema.js';
+import { createDriver } from './storage/drivers/factory.js';
+import { FilesystemDriver } from './storage/drivers/filesystem/index.js';
+import { InstrumentedDriver } from './storage/instrumented.js';
+import type { StorageDriver } from './storage/driver.js';
+import { purgeUploads } from './storage/purge.js';
+import { RegistryStorage } from './storage/registry.js';
+import { createDescriptorCache } from './cache/index.js';
+import { createApp } from './registry/app.js';
+import { createDebugServer } from './registry/debug.js';
+import { createMetrics } from './registry/metrics.js';
 
 export interface RunningRegistry {
   /** Where the registry API listens. */
@@ -80,8 +82,19 @@ export async function startRegistry(
   options: StartOptions = {},
 ): Promise<RunningRegistry> {
   const metrics = createMetrics();
+  const base = options.driver ?? createDriver(config.storage);
+  if (base instanceof FilesystemDriver) {
+    void base.eventLoop.then((report) =>
+      log.info(
+        report,
+        report.eventLoop
+          ? 'filesystem: stats and small reads run on the event loop while they are fast'
+          : 'filesystem: every call runs on the thread pool',
+      ),
+    );
+  }
   // Every storage action is timed and counted (registry_storage_action_seconds), the cache's savings made visible.
-  const driver = new InstrumentedDriver(options.driver ?? createDriver(config.storage), metrics.registry);
+  const driver = new InstrumentedDriver(base, metrics.registry);
   const cache = await createDescriptorCache(config, log, metrics.registry);
   const storage = new RegistryStorage(
     driver,
@@ -102,6 +115,7 @@ export async function startRegistry(
       debug = createDebugServer({
         driver,
         metrics,
+        log,
         ...(cache === undefined ? {} : { cache }),
         metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined,
       });
@@ -116,7 +130,7 @@ export async function startRegistry(
     throw err;
   }
   for (const section of config.ignored)
-    log.warn({ section }, 'config section is not supported by Berth and is ignored');
+    log.warn({ section }, 'config setting is not supported by Berth and is ignored');
 
   let purgeTimer: NodeJS.Timeout | undefined;
   const purging = config.uploadPurging;

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Registry } from 'prom-client';
-import { InstrumentedDriver } from '../../../src/storage/drivers/instrumented.js';
-import { InMemoryDriver } from '../../../src/storage/drivers/inmemory/index.js';
-import { parseMetrics, sumOf } from '../../helpers/prometheus.js';
-import { runDriverSuite } from '../../suites/driver-suite.js';
+import { InstrumentedDriver } from '../../src/storage/instrumented.js';
+import { InMemoryDriver } from '../../src/storage/drivers/inmemory/index.js';
+import { parseMetrics, sumOf } from '../helpers/prometheus.js';
+import { runDriverSuite } from '../suites/driver-suite.js';
 
 runDriverSuite('instrumented(inmemory)', async () => ({
   driver: new InstrumentedDriver(new InMemoryDriver(), new Registry()),

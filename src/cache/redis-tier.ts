@@ -1,4 +1,5 @@
-// The Redis tier, shared by every replica, with CNCF Distribution's key layout so an operator reads it the same way:
+// The Redis tier of the descriptor cache, shared by every replica, with CNCF Distribution's key layout so an
+// operator reads it the same way:
 //
 //   <prefix>blobs::<digest>                       hash  digest, size, mediatype (+ generation, Berth's)
 //   <prefix>repository::<name>::blobs             set   digests linked into the repository
@@ -15,28 +16,23 @@
 // Redis failures reject (the cached statter then serves from storage); an invalidation that could not reach Redis is
 // kept and replayed when Redis is back, and until then this replica does not trust Redis for that digest.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisConfig } from '../config/redis.js';
-import { parseDigest, type Digest } from '../oci/digest.js';
+import { type Digest } from '../oci/digest.js';
 import { OCTET_STREAM, type BlobDescriptor } from '../storage/blobs.js';
 import { RateLimitedLog } from './cached-statter.js';
 import {
-  CacheTimeoutError,
   validateDescriptor,
   withDeadline,
   type DescriptorTier,
+  type Invalidation,
   type Lookup,
   type Scope,
 } from './cache.js';
-
-export type RedisClient = Redis | Cluster;
-
-/** What an invalidation dropped: one digest in one scope, or (after too many failed ones) everything. */
-export type Invalidation =
-  { readonly kind: 'one'; readonly scope: Scope; readonly digest: Digest } | { readonly kind: 'all' };
+import { Breaker } from './redis-breaker.js';
+import { closeClient, type RedisClient } from './redis-client.js';
+import { coalesceWrites } from './redis-coalesce.js';
+import { InvalidationReplay } from './redis-replay.js';
 
 const INVALIDATED_TTL_MS = 3_600_000;
 /** Failed invalidations kept for replay; beyond this the whole cache is flushed when Redis is back. */
@@ -46,111 +42,6 @@ const PROBE_INTERVAL_MS = 200;
 
 function token(): string {
   return randomBytes(9).toString('base64url');
-}
-
-function hostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  return { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) };
-}
-
-/** Reconnect delays: 50ms doubling to 2s, with jitter so replicas don't reconnect in step. */
-export function reconnectDelay(attempt: number): number {
-  return Math.min(50 * 2 ** Math.min(attempt, 6), 2_000) + Math.floor(Math.random() * 100);
-}
-
-/** The topology the config describes, as go-redis's UniversalClient (Distribution 3's) decides it. */
-export function redisTopology(config: RedisConfig): 'sentinel' | 'cluster' | 'single' {
-  if (config.mastername !== undefined) return 'sentinel';
-  if (config.cluster || config.addrs.length > 1) return 'cluster';
-  return 'single';
-}
-
-async function tlsOptions(config: RedisConfig): Promise<ConnectionOptions | undefined> {
-  const tls = config.tls;
-  if (!tls.enabled) return undefined;
-  const [cert, key, cas] = await Promise.all([
-    tls.certificate === undefined ? undefined : readFile(tls.certificate),
-    tls.key === undefined ? undefined : readFile(tls.key),
-    Promise.all(tls.clientcas.map((file) => readFile(file))),
-  ]);
-  return {
-    ...(cert === undefined ? {} : { cert }),
-    ...(key === undefined ? {} : { key }),
-    // `clientcas` are the authorities that sign the Redis server's certificate; without them, the system's.
-    ...(cas.length === 0 ? {} : { ca: cas }),
-    rejectUnauthorized: !tls.insecureskipverify,
-  };
-}
-
-export type ConnectionRole = 'commands' | 'subscriber';
-
-/**
- * A client for the configured topology, not yet connected (call connectWithin). The command connection fails fast:
- * no offline queue and no retries, so a Redis outage costs a request nothing; the subscriber connection queues its
- * SUBSCRIBE until connected. Both reconnect with backoff for ever. `pool` settings do not apply: ioredis multiplexes
- * every command over one connection per node.
- */
-export async function createRedisClient(config: RedisConfig, role: ConnectionRole): Promise<RedisClient> {
-  const tls = await tlsOptions(config);
-  const commands = role === 'commands';
-  const common: RedisOptions = {
-    ...(config.username === undefined ? {} : { username: config.username }),
-    ...(config.password === undefined ? {} : { password: config.password }),
-    ...(tls === undefined ? {} : { tls }),
-    connectTimeout: config.dialtimeout,
-    // A backstop only: every operation of the tier has its own deadline (readtimeout or writetimeout), which must
-    // fire first so that the breaker sees a CacheTimeoutError and bypasses Redis until it answers again.
-    ...(commands ? { commandTimeout: 2 * Math.max(config.readtimeout, config.writetimeout) } : {}),
-    maxRetriesPerRequest: commands ? 0 : null,
-    autoResendUnfulfilledCommands: false,
-    autoResubscribe: false,
-    // RESP2 works with every Redis (and Redis-compatible server) still in service.
-    protocol: 2,
-    connectionName: `berth-${role}`,
-    lazyConnect: true,
-  };
-  const topology = redisTopology(config);
-  if (topology === 'cluster') {
-    const options: ClusterOptions = {
-      redisOptions: common,
-      enableOfflineQueue: !commands,
-      enableAutoPipelining: commands,
-      clusterRetryStrategy: reconnectDelay,
-      slotsRefreshTimeout: config.dialtimeout,
-      lazyConnect: true,
-    };
-    return new Cluster(config.addrs.map(hostPort), options);
-  }
-  const options: RedisOptions = {
-    ...common,
-    db: config.db,
-    enableOfflineQueue: !commands,
-    // Off: a lookup here is one EVALSHA, and auto-pipelining's per-command bookkeeping costs about what its fewer
-    // writes save (alternating runs of HEAD with Redis at 32 connections: 9.7–15.4k req/s and p99 9–12 ms without
-    // it, 10.1–11.8k and 13–15 ms with it). A Cluster keeps it (above): its lookups are four commands.
-    enableAutoPipelining: false,
-    retryStrategy: reconnectDelay,
-  };
-  if (topology === 'sentinel') {
-    return new Redis({
-      ...options,
-      sentinels: config.addrs.map(hostPort),
-      name: config.mastername,
-      sentinelRetryStrategy: reconnectDelay,
-      ...(tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: tls }),
-    });
-  }
-  return new Redis({ ...options, ...hostPort(config.addrs[0] ?? '127.0.0.1:6379') });
-}
-
-/** Starts connecting and waits for readiness at most `ms`; a client that is not ready keeps trying in the background. */
-export async function connectWithin(client: RedisClient, ms: number): Promise<boolean> {
-  const connecting = client.connect().then(
-    () => true,
-    () => false,
-  );
-  const ready = await Promise.race([connecting, new Promise<false>((r) => setTimeout(() => r(false), ms).unref())]);
-  return ready && client.status === 'ready';
 }
 
 function globEscape(text: string): string {
@@ -205,31 +96,6 @@ function scriptReply(reply: unknown): ScopedReads {
   };
 }
 
-/**
- * Gathers the commands a client sends while one turn of the event loop runs into one write. The HEADs of many
- * connections arrive together and each sends its lookup (a fill sends several commands); written one by one, each
- * write also pays for waking redis-server: on loopback and two shared cores about 30 µs of CPU, a third of what a
- * whole HEAD costs. So the socket is corked at a turn's first command and uncorked once the turn's I/O callbacks
- * are done (setImmediate): Redis reads them at once and answers in one write. Only once the client is ready, so the
- * connection's own handshake is untouched. A Cluster client needs none of this: it pipelines by itself.
- */
-export function coalesceWrites(client: Redis): void {
-  let corked = false;
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = (command, stream) => {
-    if (!corked && stream === undefined && client.status === 'ready') {
-      const socket = client.stream;
-      socket.cork();
-      corked = true;
-      setImmediate(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    return send(command, stream);
-  };
-}
-
 export class RedisTier implements DescriptorTier {
   readonly name = 'redis' as const;
   readonly #client: RedisClient;
@@ -239,15 +105,11 @@ export class RedisTier implements DescriptorTier {
   readonly #log: Logger;
   readonly #warn: RateLimitedLog;
   readonly #broadcast: ((invalidation: Invalidation) => Promise<void>) | undefined;
-  readonly #maxPending: number;
-  /** Invalidations that did not reach Redis, by scope and digest. */
-  readonly #pending = new Map<string, Invalidation>();
-  #flushAll = false;
-  #replaying: Promise<void> | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
+  /** Open when Redis let an operation time out: it is bypassed (no waiting) until a probe PING answers in time. */
+  readonly #breaker: Breaker;
+  /** Invalidations that did not reach Redis. */
+  readonly #replay: InvalidationReplay;
   #closed = false;
-  /** Set when Redis let an operation time out: it is bypassed (no waiting) until a probe PING answers in time. */
-  #tripped = false;
   /** Whether scoped lookups run as one script: not on a Cluster, nor after a server refused scripts. */
   #scripted: boolean;
 
@@ -259,7 +121,26 @@ export class RedisTier implements DescriptorTier {
     this.#log = options.log;
     this.#warn = new RateLimitedLog(options.log);
     this.#broadcast = options.broadcast;
-    this.#maxPending = options.maxPending ?? MAX_PENDING;
+    this.#breaker = new Breaker({
+      probe: () => withDeadline(this.#client.ping(), this.#readTimeout, 'redis ping'),
+      probeInterval: PROBE_INTERVAL_MS,
+      onClose: () => void this.#replay.replay(),
+      log: options.log,
+    });
+    this.#replay = new InvalidationReplay({
+      apply: async (invalidation) => {
+        // A flush walks every key: no single deadline fits it.
+        const applied = this.#applyInRedis(invalidation);
+        await (invalidation.kind === 'all'
+          ? applied
+          : withDeadline(applied, this.#writeTimeout, 'redis invalidation replay'));
+        await this.#broadcast?.(invalidation);
+      },
+      ready: () => !this.#closed && !this.#breaker.open && this.#client.status === 'ready',
+      maxPending: options.maxPending ?? MAX_PENDING,
+      retryInterval: RETRY_INTERVAL_MS,
+      log: options.log,
+    });
     this.#scripted = !(options.client instanceof Cluster);
     if (options.client instanceof Redis) coalesceWrites(options.client);
     this.#client.on('error', (err: unknown) => {
@@ -271,7 +152,7 @@ export class RedisTier implements DescriptorTier {
     });
     this.#client.on('ready', () => {
       this.#log.info('redis ready');
-      void this.#replay();
+      void this.#replay.replay();
     });
   }
 
@@ -286,42 +167,14 @@ export class RedisTier implements DescriptorTier {
 
   /** How many invalidations wait for Redis to come back. */
   get pendingInvalidations(): number {
-    return this.#flushAll ? Number.POSITIVE_INFINITY : this.#pending.size;
+    return this.#replay.pending;
   }
 
   async lookup(scope: Scope, digest: Digest): Promise<Lookup> {
     if (this.#closed) throw new Error('the redis cache is closed');
-    if (this.#tripped) throw new Error('redis is not answering in time; bypassed');
-    if (this.#isPending(scope, digest)) throw new Error('an invalidation of this digest has not reached redis yet');
-    return this.#guard(withDeadline(this.#lookup(scope, digest), this.#readTimeout, 'redis lookup'));
-  }
-
-  /** Passes `operation` through; a timeout trips the breaker, so the next requests do not wait for Redis too. */
-  async #guard<T>(operation: Promise<T>): Promise<T> {
-    try {
-      return await operation;
-    } catch (err) {
-      if (err instanceof CacheTimeoutError && !this.#tripped && !this.#closed) {
-        this.#tripped = true;
-        this.#log.warn({ err: err.message }, 'redis is not answering in time; bypassing it until it does');
-        void this.#probe();
-      }
-      throw err;
-    }
-  }
-
-  async #probe(): Promise<void> {
-    while (this.#tripped && !this.#closed) {
-      await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS).unref());
-      try {
-        await withDeadline(this.#client.ping(), this.#readTimeout, 'redis ping');
-        this.#tripped = false;
-        this.#log.info('redis answers in time again');
-        void this.#replay();
-      } catch {
-        // Still hung or down; probe again.
-      }
-    }
+    if (this.#breaker.open) throw new Error('redis is not answering in time; bypassed');
+    if (this.#replay.has(scope, digest)) throw new Error('an invalidation of this digest has not reached redis yet');
+    return this.#breaker.guard(withDeadline(this.#lookup(scope, digest), this.#readTimeout, 'redis lookup'));
   }
 
   async #lookup(scope: Scope, digest: Digest): Promise<Lookup> {
@@ -396,13 +249,13 @@ export class RedisTier implements DescriptorTier {
   ): Promise<void> {
     if (this.#closed || validateDescriptor(descriptor, digest) !== undefined) return;
     try {
-      if (this.#tripped) throw new Error('redis is not answering in time; bypassed');
-      await this.#guard(
+      if (this.#breaker.open) throw new Error('redis is not answering in time; bypassed');
+      await this.#breaker.guard(
         withDeadline(this.#write(scope, digest, descriptor, seen, generation), this.#writeTimeout, 'redis fill'),
       );
     } catch (err) {
       // The writes may have landed without the check that an invalidation did not race them: drop them later.
-      this.#remember({ kind: 'one', scope, digest });
+      this.#replay.remember({ kind: 'one', scope, digest });
       throw err;
     }
   }
@@ -449,12 +302,14 @@ export class RedisTier implements DescriptorTier {
     if (this.#closed) throw new Error('the redis cache is closed');
     const invalidation: Invalidation = { kind: 'one', scope, digest };
     try {
-      if (this.#tripped) throw new Error('redis is not answering in time; kept for later');
-      await this.#guard(withDeadline(this.#applyInRedis(invalidation), this.#writeTimeout, 'redis invalidation'));
+      if (this.#breaker.open) throw new Error('redis is not answering in time; kept for later');
+      await this.#breaker.guard(
+        withDeadline(this.#applyInRedis(invalidation), this.#writeTimeout, 'redis invalidation'),
+      );
       // Bounded by the broadcaster itself; a slow replica is not a slow Redis, so it does not trip the breaker.
       await this.#broadcast?.(invalidation);
     } catch (err) {
-      this.#remember(invalidation);
+      this.#replay.remember(invalidation);
       throw err;
     }
   }
@@ -491,78 +346,10 @@ export class RedisTier implements DescriptorTier {
     }
   }
 
-  #pendingKey(scope: Scope, digest: string): string {
-    return `${scope ?? ''}\u0000${digest}`;
-  }
-
-  #isPending(scope: Scope, digest: Digest): boolean {
-    if (this.#flushAll) return true;
-    if (this.#pending.size === 0) return false;
-    return (
-      this.#pending.has(this.#pendingKey(undefined, digest.value)) ||
-      this.#pending.has(this.#pendingKey(scope, digest.value))
-    );
-  }
-
-  #remember(invalidation: Invalidation): void {
-    if (this.#closed) return;
-    if (invalidation.kind === 'all' || this.#pending.size >= this.#maxPending) {
-      this.#flushAll = true;
-      this.#pending.clear();
-    } else if (!this.#flushAll) {
-      this.#pending.set(this.#pendingKey(invalidation.scope, invalidation.digest.value), invalidation);
-    }
-    this.#retryTimer ??= setInterval(() => void this.#replay(), RETRY_INTERVAL_MS).unref();
-  }
-
-  /** Applies the invalidations that failed, oldest first; stops at the first failure and tries again later. */
-  #replay(): Promise<void> {
-    if (this.#replaying !== undefined) return this.#replaying;
-    if (!this.#flushAll && this.#pending.size === 0) return Promise.resolve();
-    this.#replaying = (async () => {
-      // Not before the assignment above: the finally below must find it set.
-      await Promise.resolve();
-      try {
-        while (
-          !this.#closed &&
-          !this.#tripped &&
-          (this.#flushAll || this.#pending.size > 0) &&
-          this.#client.status === 'ready'
-        ) {
-          if (this.#flushAll) {
-            await this.#applyInRedis({ kind: 'all' });
-            await this.#broadcast?.({ kind: 'all' });
-            this.#flushAll = false;
-            this.#log.info('flushed the redis descriptor cache after invalidations were lost');
-            continue;
-          }
-          const [key, next] = this.#pending.entries().next().value ?? [];
-          if (key === undefined || next === undefined) break;
-          await withDeadline(this.#applyInRedis(next), this.#writeTimeout, 'redis invalidation replay');
-          await this.#broadcast?.(next);
-          this.#pending.delete(key);
-        }
-      } catch (err) {
-        this.#warn.warn(
-          'replay',
-          { err: err instanceof Error ? err.message : String(err) },
-          'replaying invalidations on redis failed',
-        );
-      } finally {
-        this.#replaying = undefined;
-        if (!this.#flushAll && this.#pending.size === 0 && this.#retryTimer !== undefined) {
-          clearInterval(this.#retryTimer);
-          this.#retryTimer = undefined;
-        }
-      }
-    })();
-    return this.#replaying;
-  }
-
   async check(): Promise<string | undefined> {
     if (this.#closed) return 'redis: closed';
     if (this.#client.status !== 'ready') return `redis: ${this.#client.status}`;
-    if (this.#tripped) return `redis: not answering within ${this.#readTimeout}ms`;
+    if (this.#breaker.open) return `redis: not answering within ${this.#readTimeout}ms`;
     try {
       await withDeadline(this.#client.ping(), Math.max(this.#readTimeout, 1_000), 'redis ping');
     } catch (err) {
@@ -577,28 +364,8 @@ export class RedisTier implements DescriptorTier {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#retryTimer !== undefined) clearInterval(this.#retryTimer);
+    this.#breaker.stop();
+    this.#replay.stop();
     await closeClient(this.#client);
-  }
-}
-
-/** QUIT, or (when Redis does not answer soon) drop the connection. */
-export async function closeClient(client: RedisClient): Promise<void> {
-  if (client.status === 'end') return;
-  try {
-    await withDeadline(client.quit(), 1_000, 'redis quit');
-  } catch {
-    // Unreachable or slow: disconnecting is all that is left.
-  }
-  client.disconnect();
-}
-
-/** The digest of a pub/sub message or a key, or undefined when it is not one. */
-export function digestOrUndefined(text: unknown): Digest | undefined {
-  if (typeof text !== 'string') return undefined;
-  try {
-    return parseDigest(text);
-  } catch {
-    return undefined;
   }
 }

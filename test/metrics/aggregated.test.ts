@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { AggregatedCounter, AggregatedHistogram } from '../../src/registry/aggregated-metrics.js';
+import { AggregatedCounter, AggregatedHistogram } from '../../src/metrics/aggregated.js';
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
 const OBSERVATIONS: ReadonlyArray<readonly [string, string, number]> = [

@@ -4,9 +4,9 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { AggregatedHistogram } from '../../registry/aggregated-metrics.js';
-import type { FileInfo, FileWriter, PositionalFile, ReadOptions, StorageDriver } from '../driver.js';
-import { ROOT } from '../paths.js';
+import { AggregatedHistogram } from '../metrics/aggregated.js';
+import type { FileInfo, FileWriter, PositionalFile, ReadOptions, StorageDriver } from './driver.js';
+import { ROOT } from './paths.js';
 
 export const STORAGE_ACTIONS = [
   'GetContent',
