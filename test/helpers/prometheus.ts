@@ -57,6 +57,8 @@ export interface PrometheusServer {
   readonly url: string;
   /** An instant query; the vector's samples (labels and value). */
   query(promql: string): Promise<Array<{ labels: Record<string, string>; value: number }>>;
+  /** The values `label` takes on the series `selector` matches: what Grafana's `label_values(selector, label)` lists. */
+  labelValues(label: string, selector: string): Promise<string[]>;
   /** Stops the server and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -67,28 +69,52 @@ interface QueryResponse {
   data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
 }
 
+interface LabelValuesResponse {
+  status: string;
+  error?: string;
+  data?: string[];
+}
+
+/** Scrape jobs by name, each with its `host:port` targets. */
+export type ScrapeJobs = Readonly<Record<string, readonly string[]>>;
+
+export interface PrometheusOptions {
+  /** Also scrape Prometheus's own /metrics, as this job: a process that is not Berth, with process metrics too. */
+  readonly selfJob?: string;
+}
+
 const STARTUP_MS = 30_000;
 
 /**
- * Starts Prometheus on a free loopback port, scraping each `host:port` target's `/metrics` every `intervalSeconds`.
- * Resolves once Prometheus reports ready.
+ * Starts Prometheus on a free loopback port, scraping each `host:port` target's `/metrics` every `intervalSeconds`:
+ * a plain list as one job named `berth`, or jobs by name. Resolves once Prometheus reports ready.
  */
-export async function startPrometheus(targets: readonly string[], intervalSeconds = 1): Promise<PrometheusServer> {
+export async function startPrometheus(
+  targets: readonly string[] | ScrapeJobs,
+  intervalSeconds = 1,
+  options: PrometheusOptions = {},
+): Promise<PrometheusServer> {
   const dir = await tempDir('berth-prometheus-');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const jobs: ScrapeJobs = {
+    ...(isTargetList(targets) ? { berth: targets } : targets),
+    ...(options.selfJob === undefined ? {} : { [options.selfJob]: [`127.0.0.1:${port}`] }),
+  };
   const config = [
     'global:',
     `  scrape_interval: ${intervalSeconds}s`,
     `  scrape_timeout: ${intervalSeconds}s`,
     'scrape_configs:',
-    '  - job_name: berth',
-    '    metrics_path: /metrics',
-    '    static_configs:',
-    `      - targets: [${targets.map((t) => JSON.stringify(t)).join(', ')}]`,
+    ...Object.entries(jobs).flatMap(([job, hosts]) => [
+      `  - job_name: ${JSON.stringify(job)}`,
+      '    metrics_path: /metrics',
+      '    static_configs:',
+      `      - targets: [${hosts.map((t) => JSON.stringify(t)).join(', ')}]`,
+    ]),
     '',
   ].join('\n');
   await writeFile(join(dir, 'prometheus.yml'), config);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     PROMETHEUS,
     [
@@ -138,5 +164,18 @@ export async function startPrometheus(targets: readonly string[], intervalSecond
         throw new Error(`query ${promql} failed: ${body.error ?? res.status}`);
       return body.data.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
     },
+    labelValues: async (label, selector) => {
+      const res = await fetch(
+        `${url}/api/v1/label/${encodeURIComponent(label)}/values?match[]=${encodeURIComponent(selector)}`,
+      );
+      const body = (await res.json()) as LabelValuesResponse;
+      if (body.status !== 'success' || body.data === undefined)
+        throw new Error(`label values of ${label} on ${selector} failed: ${body.error ?? res.status}`);
+      return body.data;
+    },
   };
+}
+
+function isTargetList(targets: readonly string[] | ScrapeJobs): targets is readonly string[] {
+  return Array.isArray(targets);
 }
