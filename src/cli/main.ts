@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { ListenError, startRegistry } from '../registry/server.js';
+import { ListenError, startRegistry } from '../compose.js';
 import { gcFlags } from './gc.js';
 
 const USAGE = `usage:
@@ -14,13 +14,30 @@ const USAGE = `usage:
   berth verify FILE             check a configuration file and name every bad field
 `;
 
+/**
+ * Starts V8 with `flags`: V8 reads its heap settings when the VM starts, and Node documents setting flags later as
+ * unreliable. So the process replaces itself (execve: the same pid, signals and parent) with one started with them,
+ * once; only a Node without process.execve (before 22.15) falls back to setting them late.
+ */
+function applyFlags(flags: readonly string[]): void {
+  if (flags.every((flag) => process.execArgv.includes(flag))) return;
+  if (typeof process.execve === 'function' && process.env['BERTH_EXECED'] === undefined) {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...flags, ...process.argv.slice(1)], {
+      ...process.env,
+      BERTH_EXECED: '1',
+    });
+  }
+  process.stderr.write(`berth: this Node cannot restart itself with ${flags.join(' ')}; setting them late\n`);
+  for (const flag of flags) setFlagsFromString(flag);
+}
+
 async function serve(args: string[]): Promise<number> {
   const flags = gcFlags(process.env['BERTH_GC']);
   if (flags instanceof Error) {
     process.stderr.write(`berth: ${flags.message}\n`);
     return 2;
   }
-  for (const flag of flags) setFlagsFromString(flag);
+  applyFlags(flags);
   const { values, positionals } = parseArgs({
     args,
     options: { config: { type: 'string', short: 'c' } },
@@ -38,15 +55,20 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string): void => {
+      // Ctrl-C on `npm start` reaches the registry twice (from the terminal, and passed on by npm): a repeat must not
+      // cut the drain short, which http.draintimeout bounds anyway.
+      if (stopping) return;
+      stopping = true;
       log.info({ signal }, 'shutting down: finishing in-flight requests');
       registry.close().then(resolve, (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   log.info('stopped');
   return 0;
@@ -109,7 +131,7 @@ async function verify(args: string[]): Promise<number> {
   const config = await loadConfig(file, {});
   process.stdout.write(`${file}: ok (storage ${config.storage.driver}, listening on ${config.http.addr})\n`);
   for (const section of config.ignored)
-    process.stdout.write(`${file}: note: section ${section} is not supported by Berth and is ignored\n`);
+    process.stdout.write(`${file}: note: ${section} is not supported by Berth and is ignored\n`);
   return 0;
 }
 

@@ -12,6 +12,7 @@ import { manifestHandlers } from './handlers/manifests.js';
 import type { HttpMetrics } from './metrics.js';
 import { contentLength } from './http.js';
 import { ALLOWED_METHODS, matchRoute, type RouteName } from './routes.js';
+import { fromStorage } from './storage-errors.js';
 
 type Handler = (ctx: Ctx, name: string, param: string) => Promise<void>;
 
@@ -57,8 +58,8 @@ function discardBody(ctx: Ctx): void {
  * A request's state, its logger made on first use: most requests log once at the end, and some not at all. The
  * getter lives on the class, never on the object: an accessor defined per request (Object.defineProperty) gave
  * every request's state a hidden class of its own, holding its closure (and through that the request) from old
- * space, so every request's objects survived the young-generation collections. Those then copied and promoted some
- * 40 MiB a second under HEAD load (6–10 ms pauses ten times a second, a tenth of the CPU, p99 over 10 ms).
+ * space, so every request's objects survived the young-generation collections, and the collector copied and
+ * promoted them all: long pauses, and a tail latency several times the median (see d7a52eb).
  */
 export class RequestState implements RegistryState {
   readonly requestId: string;
@@ -115,7 +116,9 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     metrics?.started();
     ctx.res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const bytes = Number(ctx.res.getHeader('Content-Length') ?? 0);
+      // A HEAD, a 204 and a 304 announce a length they never send.
+      const bodiless = ctx.method === 'HEAD' || ctx.status === 204 || ctx.status === 304;
+      const bytes = bodiless ? 0 : Number(ctx.res.getHeader('Content-Length') ?? 0);
       metrics?.finished(ctx.method, ctx.state.route, ctx.status, seconds, bytes);
       if (accessLog) {
         ctx.state.log.info(
@@ -134,7 +137,8 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     });
     try {
       await next();
-    } catch (err) {
+    } catch (thrown) {
+      const err = fromStorage(thrown);
       if (err instanceof RegistryError) {
         if (err.status >= 500) ctx.state.log.error({ err }, 'request failed');
         render(ctx, err);

@@ -819,7 +819,7 @@ describe('registry HTTP API', function () {
       });
     }
 
-    it('refuses a manifest that references a missing blob with 404 MANIFEST_BLOB_UNKNOWN naming it', async function () {
+    it('refuses a manifest that references a missing blob with 400 MANIFEST_BLOB_UNKNOWN naming it', async function () {
       const config = await pushBlob(url, name, '{"missing":"layer"}', OCI_CONFIG);
       const missing = { mediaType: OCI_LAYER, digest: sha256('missing layer'), size: 13 };
       const res = await putManifest(
@@ -829,12 +829,12 @@ describe('registry HTTP API', function () {
         { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [missing] },
         OCI_MANIFEST,
       );
-      const detail = await expectError(res, 404, 'MANIFEST_BLOB_UNKNOWN');
+      const detail = await expectError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
       assert.deepEqual(detail, { digest: missing.digest });
       await expectError(await fetch(`${url}/v2/${name}/manifests/broken`), 404, 'MANIFEST_UNKNOWN');
     });
 
-    it('refuses an index that references a missing manifest with 404 MANIFEST_BLOB_UNKNOWN naming it', async function () {
+    it('refuses an index that references a missing manifest with 400 MANIFEST_BLOB_UNKNOWN naming it', async function () {
       const child = { mediaType: OCI_MANIFEST, digest: sha256('no such manifest'), size: 16 };
       const index = {
         schemaVersion: 2,
@@ -843,7 +843,7 @@ describe('registry HTTP API', function () {
       };
       const detail = await expectError(
         await putManifest(url, name, 'broken-index', index, OCI_INDEX),
-        404,
+        400,
         'MANIFEST_BLOB_UNKNOWN',
       );
       assert.deepEqual(detail, { digest: child.digest });

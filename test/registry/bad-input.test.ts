@@ -575,13 +575,13 @@ const ROWS: readonly Row[] = [
   manifestPut(
     'manifest that references a missing blob',
     manifestOf([{ digest: sha256('missing'), size: 7 }]),
-    404,
+    400,
     'MANIFEST_BLOB_UNKNOWN',
   ),
   manifestPut(
     'manifest that references a blob of another repository',
     manifestOf([{ digest: sha256(ONLY_IN_OTHER), size: ONLY_IN_OTHER.length }]),
-    404,
+    400,
     'MANIFEST_BLOB_UNKNOWN',
   ),
   manifestPut(
@@ -591,7 +591,7 @@ const ROWS: readonly Row[] = [
       mediaType: OCI_INDEX,
       manifests: [{ mediaType: OCI_MANIFEST, digest: sha256('no such manifest'), size: 16 }],
     }),
-    404,
+    400,
     'MANIFEST_BLOB_UNKNOWN',
     OCI_INDEX,
   ),
@@ -619,7 +619,7 @@ const ROWS: readonly Row[] = [
       mediaType: OCI_INDEX,
       manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(LAYER), size: LAYER.length }],
     }),
-    404,
+    400,
     'MANIFEST_BLOB_UNKNOWN',
     OCI_INDEX,
   ),

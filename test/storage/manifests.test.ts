@@ -163,7 +163,7 @@ describe('Manifests', function () {
       'MANIFEST_BLOB_UNKNOWN',
     );
     assert.deepEqual(err.detail, { digest: missing.digest });
-    assert.equal(err.status, 404);
+    assert.equal(err.status, 400);
     assert.deepEqual(driver.writes, []);
   });
 
