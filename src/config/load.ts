@@ -120,7 +120,12 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
     // `inmemory:` takes no parameters, so YAML gives it as null: present all the same.
     s.inmemory !== undefined
       ? ({ driver: 'inmemory' } as const)
-      : ({ driver: 'filesystem', rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry' } as const);
+      : ({
+          driver: 'filesystem',
+          rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
+          eventloopio: s.filesystem?.eventloopio ?? 'auto',
+          flushchunks: s.filesystem?.flushchunks ?? false,
+        } as const);
   const present = c as unknown as Tree;
   return {
     log: c.log,
@@ -132,7 +137,10 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
     uploadPurging: s.maintenance.uploadpurging,
     http: c.http,
     redis: c.redis,
-    ignored: IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
+    ignored: [
+      ...IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
+      ...(s.filesystem?.maxthreads === undefined ? [] : ['storage.filesystem.maxthreads']),
+    ],
   };
 }
 

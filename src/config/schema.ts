@@ -26,7 +26,15 @@ export type DriverName = (typeof DRIVER_NAMES)[number];
 
 const FilesystemParams = z.strictObject({
   rootdirectory: z.string().min(1).default('/var/lib/registry'),
+  /** Distribution's bound on blocking calls; Berth's go to Node's thread pool, so it is reported as ignored. */
   maxthreads: z.number().int().positive().optional(),
+  /**
+   * Where stats, opens and small reads run: `auto` on the event loop while they are fast and only on a local
+   * filesystem (statfs), `on` on any filesystem while fast, `off` always on the thread pool.
+   */
+  eventloopio: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Flush every chunk of an upload before answering it, as Distribution does; by default only the finished blob. */
+  flushchunks: z.boolean().default(false),
 });
 
 const StorageSchema = z
@@ -137,7 +145,13 @@ export type RawConfig = z.input<typeof ConfigSchema>;
 export type ParsedConfig = z.output<typeof ConfigSchema>;
 
 export type StorageConfig =
-  { readonly driver: 'filesystem'; readonly rootdirectory: string } | { readonly driver: 'inmemory' };
+  | {
+      readonly driver: 'filesystem';
+      readonly rootdirectory: string;
+      readonly eventloopio: 'auto' | 'on' | 'off';
+      readonly flushchunks: boolean;
+    }
+  | { readonly driver: 'inmemory' };
 
 /** What the code uses: defaults applied, durations in milliseconds, the storage driver chosen. */
 export interface ResolvedConfig {
@@ -150,6 +164,6 @@ export interface ResolvedConfig {
   readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
   readonly http: ParsedConfig['http'];
   readonly redis: RedisConfig | undefined;
-  /** Sections present in the file that Berth ignores. */
+  /** Sections and keys present in the file that Berth ignores. */
   readonly ignored: readonly string[];
 }

@@ -90,7 +90,11 @@ function storageSection(spec: RegistrySpec): { section: Tree; env: V1EnvVar[] } 
     if (gcs.credentialsSecret !== undefined) section['keyfile'] = `${GCS_KEY_DIR}/${gcs.credentialsSecret.key}`;
     return { section: { gcs: section }, env: [] };
   }
-  return { section: { filesystem: { rootdirectory: DATA_DIR } }, env: [] };
+  // A claim is usually a network block device (EBS, a persistent disk, Ceph RBD) that can stall for seconds, beyond
+  // what statfs can tell from a local disk: its calls never run on the event loop. An emptyDir is the node's own disk.
+  const filesystem: Tree =
+    storage.emptyDir === undefined ? { rootdirectory: DATA_DIR, eventloopio: 'off' } : { rootdirectory: DATA_DIR };
+  return { section: { filesystem }, env: [] };
 }
 
 function isTree(value: unknown): value is Tree {

@@ -1,8 +1,11 @@
 // The debug listener: liveness, readiness and Prometheus metrics, kept off the registry port.
+// Liveness never touches storage or Redis: a slow or hung volume must not get a serving process restarted, and the
+// answer comes from the event loop alone. Readiness asks storage with a deadline, one question at a time.
 import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { DescriptorCache } from '../cache/index.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
-import type { DescriptorCache } from '../cache/index.js';
 import type { HttpMetrics } from './metrics.js';
 
 export interface DebugOptions {
@@ -11,8 +14,12 @@ export interface DebugOptions {
   readonly cache?: Pick<DescriptorCache, 'check'>;
   readonly metrics: HttpMetrics;
   readonly metricsPath: string | undefined;
+  readonly log: Logger;
+  /** How long /readyz waits for storage before it answers not ready (Kubernetes probes wait 1 s by default). */
+  readonly storageTimeoutMs?: number;
 }
 
+/** Storage's answer to one stat of the root: undefined when reachable, else why not. */
 async function storageReachable(driver: StorageDriver): Promise<string | undefined> {
   try {
     await driver.stat('/');
@@ -25,6 +32,20 @@ async function storageReachable(driver: StorageDriver): Promise<string | undefin
 }
 
 export function createDebugServer(options: DebugOptions): Server {
+  const timeoutMs = options.storageTimeoutMs ?? 500;
+  // At most one storage check runs at a time: on a hung volume each would hold a thread-pool thread for good.
+  let checking: Promise<string | undefined> | undefined;
+  const checkStorage = (): Promise<string | undefined> => {
+    checking ??= storageReachable(options.driver).finally(() => {
+      checking = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`storage did not answer within ${timeoutMs} ms`), timeoutMs);
+    });
+    return Promise.race([checking, deadline]).finally(() => clearTimeout(timer));
+  };
+
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown): void => {
@@ -35,15 +56,30 @@ export function createDebugServer(options: DebugOptions): Server {
     if (path === '/healthz' || path === '/debug/health') {
       json(200, { status: 'ok' });
     } else if (path === '/readyz') {
-      void Promise.all([storageReachable(options.driver), options.cache?.check()]).then(([storage, cache]) => {
-        const checks = { storage: storage ?? 'ok', ...(options.cache === undefined ? {} : { cache: cache ?? 'ok' }) };
-        json(storage === undefined ? 200 : 503, { status: storage === undefined ? 'ok' : 'unavailable', checks });
-      });
+      void Promise.all([checkStorage(), options.cache?.check()]).then(
+        ([storage, cache]) => {
+          const checks = { storage: storage ?? 'ok', ...(options.cache === undefined ? {} : { cache: cache ?? 'ok' }) };
+          json(storage === undefined ? 200 : 503, { status: storage === undefined ? 'ok' : 'unavailable', checks });
+        },
+        (err: unknown) => {
+          options.log.error({ err }, 'readiness check failed');
+          json(500, { status: 'error', error: err instanceof Error ? err.message : String(err) });
+        },
+      );
     } else if (options.metricsPath !== undefined && path === options.metricsPath) {
-      void options.metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'Content-Type': options.metrics.registry.contentType });
-        res.end(text);
-      });
+      options.metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': options.metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          options.log.error({ err }, 'metrics scrape failed');
+          json(500, {
+            status: 'error',
+            error: `collecting metrics failed: ${err instanceof Error ? err.message : String(err)}`,
+          });
+        },
+      );
     } else {
       json(404, { errors: [{ code: 'UNSUPPORTED', message: `no such endpoint: ${path}` }] });
     }

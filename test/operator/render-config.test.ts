@@ -81,7 +81,13 @@ describe('operator/render-config', function () {
       const resolved = resolveConfig(
         parse(render({ deleteEnabled: true, readOnly: true, logLevel: 'warn', cache: { size: 77 } }).yaml),
       );
-      assert.deepEqual(resolved.storage, { driver: 'filesystem', rootdirectory: DATA_DIR });
+      // A claim may be a network block device that stalls: its calls stay off the event loop.
+      assert.deepEqual(resolved.storage, {
+        driver: 'filesystem',
+        rootdirectory: DATA_DIR,
+        eventloopio: 'off',
+        flushchunks: false,
+      });
       assert.equal(resolved.deleteEnabled, true);
       assert.equal(resolved.readOnly, true);
       assert.equal(resolved.log.level, 'warn');
@@ -92,9 +98,14 @@ describe('operator/render-config', function () {
       assert.equal(resolved.http.debug.prometheus.enabled, true);
     });
 
-    it('keeps an emptyDir registry on the filesystem driver in the data directory', function () {
+    it('keeps an emptyDir registry on the filesystem driver in the data directory, judged by statfs', function () {
       const resolved = resolveConfig(parse(render({ storage: { emptyDir: {} } }).yaml));
-      assert.deepEqual(resolved.storage, { driver: 'filesystem', rootdirectory: DATA_DIR });
+      assert.deepEqual(resolved.storage, {
+        driver: 'filesystem',
+        rootdirectory: DATA_DIR,
+        eventloopio: 'auto',
+        flushchunks: false,
+      });
     });
 
     it('points the registry at a managed Redis and its two-tier cache', function () {

@@ -7,7 +7,7 @@ import { InMemoryDriver } from './inmemory/index.js';
 export function createDriver(config: StorageConfig): StorageDriver {
   switch (config.driver) {
     case 'filesystem':
-      return new FilesystemDriver({ rootdirectory: config.rootdirectory });
+      return new FilesystemDriver(config);
     case 'inmemory':
       return new InMemoryDriver();
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageError } from '../../../src/storage/driver.js';
 import {
@@ -8,7 +8,7 @@ import {
   type Durability,
   type Writeback,
 } from '../../../src/storage/drivers/filesystem/index.js';
-import { SyncMode } from '../../../src/storage/drivers/filesystem/sync-mode.js';
+import { eventLoopAllowed, SyncMode } from '../../../src/storage/drivers/filesystem/sync-mode.js';
 import { removeDir, tempDir } from '../../helpers/harness.js';
 import { runDriverSuite } from '../../suites/driver-suite.js';
 
@@ -151,6 +151,25 @@ describe('filesystem driver: durability', () => {
         ['directory', join(dir, 'blobs', 'sha256'), 'blob bytes', undefined],
         ['directory', join(dir, 'blobs'), 'blob bytes', undefined],
         ['directory', dir, 'blob bytes', undefined],
+      ],
+    );
+  });
+
+  it('with flushchunks, flushes each appended chunk before its commit returns', async () => {
+    const upload = join(dir, 'uploads', 'u1', 'data');
+    const { io, events } = recorder(() => upload);
+    const driver = new FilesystemDriver({ rootdirectory: dir, flushchunks: true }, { durability: io });
+    for (const chunk of ['one ', 'two']) {
+      const writer = await driver.writer('/uploads/u1/data', true);
+      writer.stream.end(Buffer.from(chunk));
+      await new Promise((resolve) => writer.stream.once('finish', resolve));
+      await writer.commit();
+    }
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.path, e.content]),
+      [
+        ['file', upload, 'one '],
+        ['file', upload, 'one two'],
       ],
     );
   });
@@ -319,5 +338,31 @@ describe('filesystem driver: writeback while an upload grows', () => {
     await appendChunks(driver, '/uploads/u5/data', [100, 100]);
     await driver.close();
     assert.equal((await readFile(join(dir, 'uploads', 'u5', 'data'))).length, 200 * KIB);
+  });
+});
+
+describe('filesystem driver: the event loop', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir('berth-fs-loop-');
+  });
+  afterEach(() => removeDir(dir));
+
+  it('under auto, uses the event loop on a local filesystem, judged by statfs of the root or its nearest parent', async () => {
+    const driver = new FilesystemDriver({ rootdirectory: join(dir, 'not', 'yet') });
+    const report = await driver.eventLoop;
+    const local = eventLoopAllowed((await statfs(dir)).type);
+    assert.deepEqual(report, { setting: 'auto', filesystem: local.filesystem, eventLoop: local.local });
+  });
+
+  it('keeps every call on the thread pool when set off, and uses the event loop when set on', async () => {
+    assert.deepEqual(await new FilesystemDriver({ rootdirectory: dir, eventloopio: 'off' }).eventLoop, {
+      setting: 'off',
+      eventLoop: false,
+    });
+    assert.deepEqual(await new FilesystemDriver({ rootdirectory: dir, eventloopio: 'on' }).eventLoop, {
+      setting: 'on',
+      eventLoop: true,
+    });
   });
 });

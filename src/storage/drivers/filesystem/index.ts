@@ -31,10 +31,29 @@ import {
   type ReadOptions,
   type StorageDriver,
 } from '../../driver.js';
-import { SyncMode } from './sync-mode.js';
+import { eventLoopAllowed, SyncMode } from './sync-mode.js';
+
+/** Where stats, opens and small reads may run on the event loop: see SyncMode. */
+export const EVENT_LOOP_IO = ['auto', 'on', 'off'] as const;
+export type EventLoopIo = (typeof EVENT_LOOP_IO)[number];
 
 export interface FilesystemOptions {
   readonly rootdirectory: string;
+  /**
+   * `auto`: on the event loop while fast, and only on a filesystem statfs(2) names as local; `on`: while fast, on any
+   * filesystem; `off`: always on the thread pool, as for a volume that may stall (a network block device).
+   */
+  readonly eventloopio?: EventLoopIo;
+  /** Flush every appended chunk before its commit returns (each PATCH durable), not only the finished blob. */
+  readonly flushchunks?: boolean;
+}
+
+/** What the driver decided about the event loop, for the start-up log. */
+export interface EventLoopReport {
+  readonly setting: EventLoopIo;
+  /** The filesystem type under the root, when the setting is `auto`. */
+  readonly filesystem?: string;
+  readonly eventLoop: boolean;
 }
 
 /** How data reaches the disk: fsync(2) of a file, and of a directory (its entries). Tests pass recorders. */
@@ -134,14 +153,38 @@ export class FilesystemDriver implements StorageDriver {
   readonly #writebackStep: number;
   /** Writebacks running, by full path: at most one each. */
   readonly #writebacks = new Map<string, Promise<void>>();
+  readonly #flushChunks: boolean;
+  /** Whether stats and reads may use the event loop here, once the root's filesystem is known. */
+  readonly eventLoop: Promise<EventLoopReport>;
 
   constructor(options: FilesystemOptions, io: FilesystemIo = {}) {
     this.#root = options.rootdirectory;
-    this.#statMode = io.stats ?? new SyncMode();
-    this.#readMode = io.reads ?? new SyncMode({ budgetMs: 2 });
+    const setting = options.eventloopio ?? 'auto';
+    // Under `auto`, nothing runs on the event loop until statfs(2) has named a local filesystem.
+    this.#statMode = io.stats ?? new SyncMode({ allowed: setting === 'on' });
+    this.#readMode = io.reads ?? new SyncMode({ budgetMs: 2, allowed: setting === 'on' });
+    this.#flushChunks = options.flushchunks ?? false;
+    this.eventLoop =
+      setting === 'auto' && io.stats === undefined && io.reads === undefined
+        ? this.#judgeFilesystem()
+        : Promise.resolve({ setting, eventLoop: setting === 'on' || io.stats !== undefined });
     this.#durability = io.durability ?? FSYNC;
     this.#startWriteback = io.writeback ?? DATASYNC;
     this.#writebackStep = io.writebackStep ?? WRITEBACK_STEP;
+  }
+
+  /** Allows the event loop when the filesystem under the root (or its nearest existing parent) is a local one. */
+  async #judgeFilesystem(): Promise<EventLoopReport> {
+    for (let dir = this.#root; ; dir = dirname(dir)) {
+      try {
+        const { filesystem, local } = eventLoopAllowed((await fsp.statfs(dir)).type);
+        this.#statMode.allow(local);
+        this.#readMode.allow(local);
+        return { setting: 'auto', filesystem, eventLoop: local };
+      } catch (err) {
+        if (code(err) !== 'ENOENT' || dir === dirname(dir)) return { setting: 'auto', eventLoop: false };
+      }
+    }
   }
 
   /**
@@ -320,7 +363,7 @@ export class FilesystemDriver implements StorageDriver {
   /**
    * A truncating writer's commit is durable (flushed, renamed into place, directory flushed). An appending writer
    * only adds bytes to an upload in progress: its commit makes them visible, and `move` makes the upload durable
-   * when it becomes a blob, so the chunks of a push cost no flush each.
+   * when it becomes a blob, so the chunks of a push cost no flush each (unless `flushchunks` asks for one).
    */
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const full = this.#full(path);
@@ -364,7 +407,11 @@ export class FilesystemDriver implements StorageDriver {
       commit: async () => {
         await finish();
         if (target === full) {
-          await handle.close();
+          try {
+            if (this.#flushChunks) await this.#durability.file(handle, full);
+          } finally {
+            await handle.close();
+          }
           return;
         }
         try {

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { SyncMode } from '../../../../src/storage/drivers/filesystem/sync-mode.js';
+import { eventLoopAllowed, SyncMode } from '../../../../src/storage/drivers/filesystem/sync-mode.js';
 
-/** A SyncMode on a clock the test moves; `stat(ms)` records one synchronous stat that took `ms`. */
-function clocked(options: { budgetMs?: number; asyncForMs?: number } = {}) {
+/**
+ * A SyncMode on a clock the test moves; `stat(ms)` records one synchronous stat that took `ms`. The per-turn budget
+ * is off unless given: these tests run many stats in one turn of the event loop.
+ */
+function clocked(options: { budgetMs?: number; asyncForMs?: number; turnBudgetMs?: number } = {}) {
   let t = 0;
-  const mode = new SyncMode({ ...options, now: () => t });
+  const mode = new SyncMode({ turnBudgetMs: Number.POSITIVE_INFINITY, ...options, now: () => t });
   return {
     mode,
     stat(ms: number): void {
@@ -76,5 +79,53 @@ describe('filesystem SyncMode', function () {
   it('is never synchronous when not allowed', function () {
     const mode = new SyncMode({ allowed: false, now: () => 1e12 });
     assert.equal(mode.synchronous, false);
+  });
+
+  it('caps the synchronous time of one event-loop turn, and allows it again in the next turn', async function () {
+    const c = clocked({ turnBudgetMs: 2, budgetMs: 1_000 });
+    c.stat(0.5);
+    c.stat(0.5);
+    c.stat(0.5);
+    assert.equal(c.mode.synchronous, true, '1.5 ms spent of 2');
+    c.stat(0.6);
+    assert.equal(c.mode.synchronous, false, 'over the turn budget: the rest of the turn goes to the thread pool');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(c.mode.synchronous, true, 'a new turn');
+  });
+
+  it('never runs synchronously while not allowed, and does once allowed', function () {
+    const mode = new SyncMode({ allowed: false });
+    assert.equal(mode.synchronous, false);
+    mode.allow(true);
+    assert.equal(mode.synchronous, true);
+    mode.allow(false);
+    assert.equal(mode.synchronous, false);
+  });
+});
+
+describe('eventLoopAllowed', function () {
+  it('allows local filesystems by their statfs type', function () {
+    for (const [type, name] of [
+      [0xef53, 'ext4'],
+      [0x58465342, 'xfs'],
+      [0x9123683e, 'btrfs'],
+      [0x01021994, 'tmpfs'],
+      [0x794c7630, 'overlay'],
+    ] as const) {
+      assert.deepEqual(eventLoopAllowed(type), { filesystem: name, local: true });
+    }
+  });
+
+  it('refuses network and FUSE filesystems, and any type it does not know', function () {
+    for (const [type, name] of [
+      [0x6969, 'nfs'],
+      [0x65735546, 'fuse'],
+      [0xff534d42, 'cifs'],
+      [0x00c36400, 'ceph'],
+      [0x01021997, '9p'],
+    ] as const) {
+      assert.deepEqual(eventLoopAllowed(type), { filesystem: name, local: false });
+    }
+    assert.deepEqual(eventLoopAllowed(0x12345678), { filesystem: '0x12345678', local: false });
   });
 });
