@@ -3,16 +3,16 @@
 export const GC_MODES = ['balanced', 'throughput', 'v8'] as const;
 
 /**
- * The V8 flags of a BERTH_GC mode, or an error naming the choices. Every chunk a socket reads is a new 64 KiB buffer
- * outside V8's heap, and a registry's own heap is small (under 20 MiB), so V8's default heuristics keep the old
- * generation's limit at about twice its live size; while request bodies stream in, that headroom is always "nearly
- * used" and V8 runs a full collection for every 10–20 MiB received (on an 8 MiB-chunked push, a third of the
- * server's CPU).
+ * The V8 flags of a BERTH_GC mode, or an error naming the choices. Every chunk a socket reads is a new buffer outside
+ * V8's heap, and a registry's own heap is small, so V8's default heuristics keep the old generation's limit close to
+ * its live size; while request bodies stream in, that headroom is always "nearly used" and V8 runs a full collection
+ * every few tens of MiB received, a large share of a push's CPU.
  * - `balanced` (the default) lets the old generation grow to 4× its live size before the next collection (V8's own
- *   upper bound for the factor): a few MiB more heap, about a quarter of the collections.
- * - `throughput` adds counting socket buffers in V8's global limit: fewer collections still, for about 60 MiB more
- *   peak memory during a 1 GiB push.
+ *   upper bound for the factor): a few MiB more heap, far fewer collections.
+ * - `throughput` adds counting socket buffers in V8's global limit: fewer collections still, for more peak memory
+ *   during a large push.
  * - `v8` leaves V8's heuristics alone.
+ * The README's Benchmarks section has the figures.
  */
 export function gcFlags(mode: string | undefined): string[] | Error {
   switch (mode ?? 'balanced') {

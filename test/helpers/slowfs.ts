@@ -5,6 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, realpath, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { removeDir, tempDir, TOOLS_BIN } from './harness.js';
 
@@ -179,4 +180,18 @@ export async function startSlowFs(options: SlowFsOptions = {}): Promise<SlowFs> 
     stats: async () => (await request('GET', '/stats')) as SlowFsStats,
     close,
   };
+}
+
+/** Resolves to 'pending' if `promise` has not settled after `ms`. */
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
+  return Promise.race([promise.then(() => 'settled' as const), sleep(ms).then(() => 'pending' as const)]);
+}
+
+/** Waits (at most 5 s) until some operation is held at the hang gate. */
+export async function waitForBlocked(slow: SlowFs): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await slow.stats()).blocked === 0) {
+    if (Date.now() > deadline) throw new Error('no operation reached the hang gate within 5 s');
+    await sleep(10);
+  }
 }

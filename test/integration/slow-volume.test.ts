@@ -7,26 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnRegistry, type ChildRegistry } from '../helpers/harness.js';
 import { OCI_MANIFEST } from '../helpers/images.js';
 import { putManifest, randomImage, pushImage, type Image } from '../helpers/push.js';
-import { startSlowFs, type SlowFs } from '../helpers/slowfs.js';
+import { startSlowFs, type SlowFs, settledWithin, waitForBlocked } from '../helpers/slowfs.js';
 
 async function timed(url: string, init: RequestInit = {}): Promise<{ status: number; ms: number; body: string }> {
   const started = performance.now();
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   const body = await res.text();
   return { status: res.status, ms: performance.now() - started, body };
-}
-
-/** Resolves to 'pending' if `promise` has not settled after `ms`. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
-  return Promise.race([promise.then(() => 'settled' as const), sleep(ms).then(() => 'pending' as const)]);
-}
-
-async function waitForBlocked(slow: SlowFs): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((await slow.stats()).blocked === 0) {
-    if (Date.now() > deadline) assert.fail('no operation reached the hang gate within 5 s');
-    await sleep(10);
-  }
 }
 
 describe('a slow or hung volume @integration', function () {

@@ -4,21 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { isMounted, startSlowFs, type SlowFs } from '../helpers/slowfs.js';
-
-/** Resolves to 'pending' if `promise` has not settled after `ms`. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
-  return Promise.race([promise.then(() => 'settled' as const), sleep(ms).then(() => 'pending' as const)]);
-}
-
-async function waitForBlocked(slow: SlowFs): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((await slow.stats()).blocked === 0) {
-    if (Date.now() > deadline) assert.fail('no operation reached the hang gate within 5 s');
-    await sleep(10);
-  }
-}
+import { isMounted, startSlowFs, type SlowFs, settledWithin, waitForBlocked } from '../helpers/slowfs.js';
 
 function processGone(pid: number): boolean {
   try {

@@ -474,7 +474,7 @@ export class FilesystemDriver implements StorageDriver {
   /**
    * Starts writing a growing upload's data to the disk while more of it arrives, so that the flush that makes it
    * durable (`move`, when it becomes a blob) finds little left to write: with nothing started, the kernel leaves a
-   * whole push in the page cache and that one flush waits for all of it (a third of a second for 512 MiB here).
+   * whole push in the page cache and that one flush waits for all of it.
    * It runs on the thread pool, awaited by no request, at most one per file at a time. A hint only: its errors are
    * dropped, since `move`'s own flush is what makes the data durable (and fails the move if the disk does).
    */
