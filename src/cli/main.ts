@@ -15,20 +15,29 @@ const USAGE = `usage:
 `;
 
 /**
- * Starts V8 with `flags`: V8 reads its heap settings when the VM starts, and Node documents setting flags later as
- * unreliable. So the process replaces itself (execve: the same pid, signals and parent) with one started with them,
- * once; only a Node without process.execve (before 22.15) falls back to setting them late.
+ * Makes sure this process started with V8's `flags` and a thread pool of `threads`: V8 reads its heap settings when
+ * the VM starts (Node documents setting flags later as unreliable), and libuv sizes its pool on first use. So the
+ * process replaces itself once (execve: the same pid, signals and parent) with one started with both. A pool size
+ * already in the environment is the operator's choice and stays. Only a Node without process.execve (before 22.15)
+ * falls back to setting the flags late, with the default pool.
  */
-function applyFlags(flags: readonly string[]): void {
-  if (flags.every((flag) => process.execArgv.includes(flag))) return;
+function restartWith(flags: readonly string[], threads: number | undefined): void {
+  const missing = flags.filter((flag) => !process.execArgv.includes(flag));
+  const pool =
+    threads === undefined || process.env['UV_THREADPOOL_SIZE'] !== undefined
+      ? {}
+      : { UV_THREADPOOL_SIZE: String(threads) };
+  if (missing.length === 0 && Object.keys(pool).length === 0) return;
   if (typeof process.execve === 'function' && process.env['BERTH_EXECED'] === undefined) {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...flags, ...process.argv.slice(1)], {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...missing, ...process.argv.slice(1)], {
       ...process.env,
+      ...pool,
       BERTH_EXECED: '1',
     });
   }
-  process.stderr.write(`berth: this Node cannot restart itself with ${flags.join(' ')}; setting them late\n`);
-  for (const flag of flags) setFlagsFromString(flag);
+  if (missing.length === 0) return;
+  process.stderr.write(`berth: this Node cannot restart itself with ${missing.join(' ')}; setting them late\n`);
+  for (const flag of missing) setFlagsFromString(flag);
 }
 
 async function serve(args: string[]): Promise<number> {
@@ -37,7 +46,6 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(`berth: ${flags.message}\n`);
     return 2;
   }
-  applyFlags(flags);
   const { values, positionals } = parseArgs({
     args,
     options: { config: { type: 'string', short: 'c' } },
@@ -45,6 +53,7 @@ async function serve(args: string[]): Promise<number> {
   });
   const file = values.config ?? positionals[0] ?? process.env['BERTH_CONFIG'];
   const config = await loadConfig(file);
+  restartWith(flags, config.storage.driver === 'filesystem' ? config.storage.maxthreads : undefined);
   const log = createLogger(config.log);
   let registry;
   try {

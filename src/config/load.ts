@@ -125,6 +125,7 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
           rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
           eventloopio: s.filesystem?.eventloopio ?? 'auto',
           flushchunks: s.filesystem?.flushchunks ?? false,
+          maxthreads: s.filesystem?.maxthreads ?? 16,
         } as const);
   const present = c as unknown as Tree;
   return {
@@ -137,10 +138,7 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
     uploadPurging: s.maintenance.uploadpurging,
     http: c.http,
     redis: c.redis,
-    ignored: [
-      ...IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
-      ...(s.filesystem?.maxthreads === undefined ? [] : ['storage.filesystem.maxthreads']),
-    ],
+    ignored: IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
   };
 }
 

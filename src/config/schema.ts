@@ -26,8 +26,11 @@ export type DriverName = (typeof DRIVER_NAMES)[number];
 
 const FilesystemParams = z.strictObject({
   rootdirectory: z.string().min(1).default('/var/lib/registry'),
-  /** Distribution's bound on blocking calls; Berth's go to Node's thread pool, so it is reported as ignored. */
-  maxthreads: z.number().int().positive().optional(),
+  /**
+   * Threads for blocking file calls (Node's thread pool, UV_THREADPOOL_SIZE), Distribution's bound on concurrent
+   * filesystem calls: on a volume where each call is a network round trip, the pool bounds the calls in flight.
+   */
+  maxthreads: z.number().int().min(4).max(1024).default(16),
   /**
    * Where stats, opens and small reads run: `auto` on the event loop while they are fast and only on a local
    * filesystem (statfs), `on` on any filesystem while fast, `off` always on the thread pool.
@@ -150,6 +153,7 @@ export type StorageConfig =
       readonly rootdirectory: string;
       readonly eventloopio: 'auto' | 'on' | 'off';
       readonly flushchunks: boolean;
+      readonly maxthreads: number;
     }
   | { readonly driver: 'inmemory' };
 

@@ -1,8 +1,9 @@
-// BERTH_GC modes map to V8 flags, which `berth serve` starts V8 with; anything else is refused with the choices named.
+// BERTH_GC modes map to V8 flags, which `berth serve` starts V8 with, as it starts its thread pool with maxthreads;
+// anything else is refused with the choices named.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { GC_MODES, gcFlags } from '../../src/cli/gc.js';
 import { removeDir, spawnRegistry, tempDir, type ChildRegistry } from '../helpers/harness.js';
@@ -92,6 +93,58 @@ describe('BERTH_GC at start @integration', function () {
         withFlag * 1.5 <= withoutFlag,
         `full collections during a 384 MiB push: ${withFlag} with balanced, ${withoutFlag} with V8's own heuristics`,
       );
+    } finally {
+      await Promise.all(started.map((r) => r.stop()));
+      await Promise.all(dirs.map((d) => removeDir(d)));
+    }
+  });
+});
+
+describe('storage.filesystem.maxthreads at start @integration', function () {
+  this.timeout(60_000);
+
+  /** Threads of a process once its thread pool has started (libuv starts the whole pool on its first job). */
+  async function threadsAfterFileWork(registry: ChildRegistry): Promise<number> {
+    const blob = randomBytes(4096);
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const res = await fetch(`${registry.url}/v2/pool/size/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: blob,
+    });
+    assert.equal(res.status, 201);
+    return readdirSync(`/proc/${String(registry.process.pid)}/task`).length;
+  }
+
+  it('sizes the thread pool for blocking file calls from the config, unless the environment already does', async () => {
+    const dirs = [await tempDir(), await tempDir(), await tempDir()];
+    const started: ChildRegistry[] = [];
+    const start = async (env: Record<string, string>) => {
+      const r = await spawnRegistry(env);
+      started.push(r);
+      return r;
+    };
+    try {
+      const big = await start({
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dirs[0]!,
+        REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS: '64',
+      });
+      const small = await start({
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dirs[1]!,
+        REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS: '4',
+      });
+      const pinned = await start({
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dirs[2]!,
+        REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS: '64',
+        UV_THREADPOOL_SIZE: '4',
+      });
+      const [withBig, withSmall, withPinned] = [
+        await threadsAfterFileWork(big),
+        await threadsAfterFileWork(small),
+        await threadsAfterFileWork(pinned),
+      ];
+      assert.ok(withBig >= 64, `${withBig} threads with maxthreads 64`);
+      assert.ok(withSmall < 32, `${withSmall} threads with maxthreads 4`);
+      assert.ok(withPinned < 32, `${withPinned} threads with UV_THREADPOOL_SIZE=4 set by the operator`);
     } finally {
       await Promise.all(started.map((r) => r.stop()));
       await Promise.all(dirs.map((d) => removeDir(d)));

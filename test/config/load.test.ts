@@ -61,6 +61,7 @@ describe('config/load', function () {
         rootdirectory: '/var/lib/registry',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
       assert.equal(c.deleteEnabled, false);
       assert.equal(c.readOnly, false);
@@ -89,6 +90,7 @@ describe('config/load', function () {
         rootdirectory: '/data',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
       assert.equal(c.deleteEnabled, true);
       assert.equal(c.readOnly, true);
@@ -108,16 +110,25 @@ describe('config/load', function () {
         rootdirectory: '/var/lib/registry',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
     });
 
-    it('reports storage.filesystem.maxthreads as ignored, and takes the filesystem settings Berth adds', function () {
+    it('takes maxthreads and the filesystem settings Berth adds, and refuses values out of range', function () {
       const c = resolveConfig({
         storage: { filesystem: { rootdirectory: '/d', maxthreads: 100, eventloopio: 'off', flushchunks: true } },
       });
-      assert.deepEqual(c.ignored, ['storage.filesystem.maxthreads']);
-      assert.deepEqual(c.storage, { driver: 'filesystem', rootdirectory: '/d', eventloopio: 'off', flushchunks: true });
+      assert.deepEqual(c.ignored, []);
+      assert.deepEqual(c.storage, {
+        driver: 'filesystem',
+        rootdirectory: '/d',
+        eventloopio: 'off',
+        flushchunks: true,
+        maxthreads: 100,
+      });
       assert.throws(() => resolveConfig({ storage: { filesystem: { eventloopio: 'sometimes' } } }), /eventloopio/);
+      assert.throws(() => resolveConfig({ storage: { filesystem: { maxthreads: 2 } } }), /maxthreads/);
+      assert.throws(() => resolveConfig({ storage: { filesystem: { maxthreads: 5000 } } }), /maxthreads/);
     });
 
     it('reports the Distribution sections it ignores, even empty ones', function () {
@@ -250,6 +261,7 @@ describe('config/load', function () {
         rootdirectory: '/env',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
     });
 
@@ -291,6 +303,7 @@ describe('config/load', function () {
         rootdirectory: '/srv/registry',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
       assert.equal(c.deleteEnabled, true);
       assert.equal(c.log.level, 'debug');
@@ -315,6 +328,7 @@ describe('config/load', function () {
         rootdirectory: '/a',
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
     });
 

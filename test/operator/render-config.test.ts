@@ -87,6 +87,7 @@ describe('operator/render-config', function () {
         rootdirectory: DATA_DIR,
         eventloopio: 'off',
         flushchunks: false,
+        maxthreads: 16,
       });
       assert.equal(resolved.deleteEnabled, true);
       assert.equal(resolved.readOnly, true);
@@ -105,6 +106,7 @@ describe('operator/render-config', function () {
         rootdirectory: DATA_DIR,
         eventloopio: 'auto',
         flushchunks: false,
+        maxthreads: 16,
       });
     });
 
