@@ -31,6 +31,10 @@ interface ConfigInput {
   readonly cache: CacheMode;
   /** The registry's own redis-server, for the `redis` and `twotier` modes. */
   readonly redisPort: number | undefined;
+  /** Berth only: fsync every appended chunk before answering its PATCH (`storage.filesystem.flushchunks`). */
+  readonly flushChunks: boolean;
+  /** Berth only; Distribution stays at warn, since at info it logs every request ("response completed"). */
+  readonly logLevel: 'warn' | 'info';
 }
 
 /** The repository root, found from this file's place in dist/bench/. */
@@ -93,9 +97,11 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
       const redis = o.cache === 'redis' || o.cache === 'twotier';
       return {
         version: 0.1,
-        log: { level: 'warn', accesslog: { disabled: true } },
+        log: { level: o.logLevel, accesslog: { disabled: true } },
         storage: {
-          filesystem: { rootdirectory: o.root },
+          // `flushchunks` makes Berth fsync each PATCH's bytes before answering, as Distribution always does: only
+          // for the chunked-push row that compares equal durability (run.ts's second Berth).
+          filesystem: { rootdirectory: o.root, ...(o.flushChunks ? { flushchunks: true } : {}) },
           delete: { enabled: true },
           maintenance: { uploadpurging: { enabled: false } },
           cache: redis ? { blobdescriptor: 'redis', twotier: o.cache === 'twotier' } : { blobdescriptor: o.cache },
@@ -253,6 +259,12 @@ export interface StartOptions {
   readonly redisPort?: number;
   /** How long to wait for GET /v2/ to answer 200. */
   readonly readyTimeoutMs?: number;
+  /** Where the registry keeps its blobs and metadata, when not in `dir/storage` (a slow volume's mount point). */
+  readonly root?: string;
+  /** Berth only: fsync every PATCH before answering it (Distribution always does); labelled "Berth, flushchunks". */
+  readonly flushChunks?: boolean;
+  /** Berth only (default warn): at info its log has the filesystem driver's line on where its calls run. */
+  readonly logLevel?: 'warn' | 'info';
 }
 
 /**
@@ -275,16 +287,19 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
     throw new Error(`${flavour.label}: ${flavour.command} not found (run scripts/install-test-tools.sh --bench)`);
   if (id === 'berth' && !existsSync(join(REPO_ROOT, 'dist/src/cli/main.js')))
     throw new Error('Berth is not built: run `npx tsc -p .` first');
+  const flushChunks = options.flushChunks ?? false;
+  const logLevel = options.logLevel ?? 'warn';
+  if (id !== 'berth' && (flushChunks || logLevel !== 'warn'))
+    throw new Error(`${flavour.label}: flushChunks and logLevel are Berth settings`);
+  const label = flushChunks ? `${flavour.label}, flushchunks` : flavour.label;
 
-  const root = join(options.dir, 'storage');
+  const root = options.root ?? join(options.dir, 'storage');
   await mkdir(root, { recursive: true });
   const port = await freePort();
   const debugPort = await freePort();
   const configFile = join(options.dir, 'config.yml');
-  await writeFile(
-    configFile,
-    stringify(flavour.config({ root, port, debugPort, cache: options.cache, redisPort: options.redisPort })),
-  );
+  const input = { root, port, debugPort, cache: options.cache, redisPort: options.redisPort, flushChunks, logLevel };
+  await writeFile(configFile, stringify(flavour.config(input)));
   const logFile = join(options.dir, 'registry.log');
 
   // Output goes straight to a file, so the benchmark's own event loop never spends time relaying registry logs.
@@ -320,22 +335,20 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
       spawnError,
       new Promise<undefined>((r) => setTimeout(() => r(undefined), attempt === 0 ? 50 : 100)),
     ]);
-    if (failed !== undefined) throw new Error(`${flavour.label}: cannot start ${flavour.command}: ${failed.message}`);
+    if (failed !== undefined) throw new Error(`${label}: cannot start ${flavour.command}: ${failed.message}`);
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `${flavour.label} exited (${child.exitCode ?? child.signalCode}) while starting; log:\n${tail(logFile)}`,
-      );
+      throw new Error(`${label} exited (${child.exitCode ?? child.signalCode}) while starting; log:\n${tail(logFile)}`);
     }
     lastStatus = await probe(baseUrl);
     if (lastStatus === 200) {
       const pid = child.pid;
       if (pid === undefined) break;
       const debugUrl = id === 'berth' ? new URL(`http://127.0.0.1:${debugPort}`) : undefined;
-      return { id, label: flavour.label, version: flavour.version(), pid, baseUrl, debugUrl, logFile, stop };
+      return { id, label, version: flavour.version(), pid, baseUrl, debugUrl, logFile, stop };
     }
   }
   await stop(1000);
   throw new Error(
-    `${flavour.label} did not answer GET /v2/ with 200 in time (last: ${lastStatus ?? 'no answer'}); log:\n${tail(logFile)}`,
+    `${label} did not answer GET /v2/ with 200 in time (last: ${lastStatus ?? 'no answer'}); log:\n${tail(logFile)}`,
   );
 }

@@ -31,12 +31,29 @@ export interface MemoryResult {
   readonly pullGrowthMiB: number;
 }
 
+/** The loads the slow-volume block measures (run.ts's last block): storage-bound ones, nothing else. */
+export const SLOW_VOLUME_KINDS = ['headBlob', 'getManifest'] as const satisfies readonly LoadKind[];
+export type SlowVolumeKind = (typeof SLOW_VOLUME_KINDS)[number];
+
+export interface SlowVolumeResult {
+  readonly load: LoadResult;
+  /** Operations slowfs served during the measured run ÷ the requests answered in it. */
+  readonly fsOpsPerRequest: number;
+}
+
 export interface RegistryResults {
   pushMonolithic?: TransferResult;
   pushChunked?: TransferResult;
+  /**
+   * A chunked push with each PATCH's bytes fsynced before its answer: Berth's from a second Berth with
+   * `flushchunks`; the Distributions' is their `pushChunked`, since they always flush each PATCH.
+   */
+  pushChunkedFlushed?: TransferResult;
   pull?: TransferResult;
   load: Partial<Record<LoadKind, LoadResult>>;
   memory?: MemoryResult;
+  /** The loads on a slowfs mount; absent when that block was skipped. */
+  slowVolume?: Partial<Record<SlowVolumeKind, SlowVolumeResult>>;
 }
 
 export type Better = 'higher' | 'lower';
@@ -62,6 +79,8 @@ export interface MetricDef<R, T> {
   /** Why a value is suspect (errors during its run), if it is. */
   readonly warning?: (r: R) => string | undefined;
   readonly target?: T;
+  /** What the row compares besides speed, when that differs between the registries: marked beside it, told below. */
+  readonly note?: string;
 }
 
 type RegistryMetric = MetricDef<RegistryResults, Target>;
@@ -99,7 +118,52 @@ function rss(name: string, value: (m: MemoryResult) => number, target?: Target):
   };
 }
 
-export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: number }): RegistryMetric[] {
+/**
+ * Chunked pushes compare different durability. Distribution's filesystem driver flushes at the end of every PATCH
+ * (the handler closes the upload's writer, and fileWriter.Close flushes and fsyncs; its hash state goes through
+ * PutContent, flushed too), Berth's only when the finished upload moves into place as a blob.
+ */
+export const CHUNKED_PUSH_NOTE =
+  'Not the same durability: Distribution (2.8 and 3) fsyncs the upload file, and writes its hash state with ' +
+  'another fsync, at the end of every PATCH, so each acknowledged chunk is on disk; Berth fsyncs once, when the ' +
+  'finished upload moves into place as a blob (in between it only starts the writeback every 32 MiB, without ' +
+  "waiting for it). Monolithic pushes fsync the blob's data once in all three.";
+
+/** The chunked-push row at equal durability: what differs from the chunked row's setting, and what does not. */
+export const FLUSH_EACH_CHUNK_NOTE =
+  'Equal durability: a second Berth, started for this row alone with storage.filesystem.flushchunks: true, fsyncs ' +
+  'the upload file after each appended chunk before answering its PATCH, as both Distributions always do; their ' +
+  'values are those of the chunked row.';
+
+/** What the slow-volume rows run on, and why Berth and Distribution meet it differently. */
+export function slowVolumeNote(delayMs: number): string {
+  return (
+    `Each registry's storage root on its own slowfs mount (a FUSE loopback of a local directory, ` +
+    `test/tools/slowfs) that adds ${delayMs} ms to every filesystem operation, with no kernel caching of names or ` +
+    `attributes, so the lookup of each path component pays it too: a network volume's round trip per operation, ` +
+    `without NFS's attribute cache. Storage only (no descriptor cache) for all three. Berth's filesystem driver ` +
+    `sees FUSE in statfs(2) and keeps every call on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says ` +
+    `otherwise); Distribution blocks in as many OS threads as its goroutines need. GET manifest by tag still uses ` +
+    `Berth's two always-on caches (its tag link costs one stat(2), its manifest no read).`
+  );
+}
+
+/** Berth's storage-only mode still has two in-process caches that no setting turns off; Distribution has neither. */
+export const BERTH_CONTENT_CACHES_NOTE =
+  "Berth's numbers include two in-process caches that are always on, even with storage only: the filesystem " +
+  "driver's stat-validated cache of files up to 4 KiB (links, tags: one stat(2) instead of open, read and close; " +
+  'src/storage/drivers/filesystem/index.ts) and the manifest content LRU (32 MiB of manifests by digest, checked ' +
+  'against the revision link; src/storage/manifests.ts). GET manifest by tag uses both; HEAD and GET of a blob ' +
+  'use neither (two stat(2)s; the blob is read each time).';
+
+/**
+ * The table's rows. The slow-volume rows come last, and only when `slowVolume` says that block ran (with that
+ * delay per filesystem operation).
+ */
+export function metricDefs(
+  sizes: { blobMiB: number; chunkMiB: number; bigMiB: number },
+  slowVolume?: { delayMs: number },
+): RegistryMetric[] {
   const defs: RegistryMetric[] = [
     {
       name: `push ${sizes.blobMiB} MiB, monolithic (POST + PUT)`,
@@ -116,6 +180,15 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
       digits: 1,
       value: (r) => r.pushChunked?.mibPerSecond,
       target: { dist3: 1.5, dist28: 4 },
+      note: CHUNKED_PUSH_NOTE,
+    },
+    {
+      name: `push ${sizes.blobMiB} MiB in ${sizes.chunkMiB} MiB chunks, Berth flushing each chunk`,
+      unit: 'MiB/s',
+      better: 'higher',
+      digits: 1,
+      value: (r) => r.pushChunkedFlushed?.mibPerSecond,
+      note: FLUSH_EACH_CHUNK_NOTE,
     },
     {
       name: `pull ${sizes.blobMiB} MiB`,
@@ -126,7 +199,7 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
       target: { dist3: 1, dist28: 1 },
     },
     transferCpu('monolithic push', (r) => r.pushMonolithic),
-    transferCpu('chunked push', (r) => r.pushChunked),
+    { ...transferCpu('chunked push', (r) => r.pushChunked), note: CHUNKED_PUSH_NOTE },
     transferCpu('pull', (r) => r.pull),
   ];
   for (const kind of LOAD_KINDS) {
@@ -134,6 +207,7 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
     const warning = loadWarning(kind);
     const rpsTarget: Target | undefined =
       kind === 'headBlob' || kind === 'getManifest' ? { dist3: 2, dist28: 5 } : undefined;
+    const note = kind === 'getManifest' ? { note: BERTH_CONTENT_CACHES_NOTE } : {};
     defs.push(
       {
         name: `${label}`,
@@ -143,6 +217,7 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
         value: (r) => r.load[kind]?.requestsPerSecond,
         warning,
         ...(rpsTarget === undefined ? {} : { target: rpsTarget }),
+        ...note,
       },
       {
         name: `${label} p99 latency`,
@@ -151,6 +226,7 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
         digits: 2,
         value: (r) => r.load[kind]?.p99Ms,
         warning,
+        ...note,
       },
       {
         name: `${label} server CPU`,
@@ -158,6 +234,7 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
         better: 'lower',
         digits: 1,
         value: (r) => r.load[kind]?.serverCpuMicrosPerRequest,
+        ...note,
       },
     );
   }
@@ -168,7 +245,42 @@ export function metricDefs(sizes: { blobMiB: number; chunkMiB: number; bigMiB: n
     rss(`RSS peak, ${sizes.bigMiB} MiB pull`, (m) => m.pullPeakMiB),
     rss(`RSS growth, ${sizes.bigMiB} MiB pull`, (m) => m.pullGrowthMiB),
   );
+  if (slowVolume !== undefined) defs.push(...slowVolumeDefs(slowVolume.delayMs));
   return defs;
+}
+
+function slowVolumeDefs(delayMs: number): RegistryMetric[] {
+  const note = slowVolumeNote(delayMs);
+  return SLOW_VOLUME_KINDS.flatMap((kind): RegistryMetric[] => {
+    const name = `${LOAD_LABELS[kind]}, slow volume (${delayMs} ms/op)`;
+    const load = (r: RegistryResults): LoadResult | undefined => r.slowVolume?.[kind]?.load;
+    const warning = (r: RegistryResults): string | undefined => loadFailures(load(r));
+    const latency = (which: string, value: (l: LoadResult) => number): RegistryMetric => ({
+      name: `${name} ${which} latency`,
+      unit: 'ms',
+      better: 'lower',
+      digits: 2,
+      value: (r) => {
+        const l = load(r);
+        return l === undefined ? undefined : value(l);
+      },
+      warning,
+      note,
+    });
+    return [
+      { name, unit: 'req/s', better: 'higher', digits: 0, value: (r) => load(r)?.requestsPerSecond, warning, note },
+      latency('p50', (l) => l.p50Ms),
+      latency('p99', (l) => l.p99Ms),
+      {
+        name: `${name} filesystem ops`,
+        unit: 'ops/req',
+        better: 'lower',
+        digits: 1,
+        value: (r) => r.slowVolume?.[kind]?.fsOpsPerRequest,
+        note,
+      },
+    ];
+  });
 }
 
 /** One metric measured on each registry: what both tables' rows hold. */
@@ -314,19 +426,29 @@ export function comparisonCells(row: Measured, digits: number, t: RatioTarget | 
   );
 }
 
-/** The markdown table; ✓/✗ mark ratios against their target, ⚠ marks values measured with failed requests. */
+/**
+ * The markdown table; ✓/✗ mark ratios against their target, ⚠ marks values measured with failed requests, and [n]
+ * beside a row points to the note of that number under the table.
+ */
 export function markdownTable(
   defs: readonly RegistryMetric[],
   rows: readonly Row[],
   labels: Readonly<Record<RegistryId, string>>,
 ): string {
   const lines = [`| metric | unit | ${comparisonHeader(labels)}`, '|---|---|--:|--:|--:|--:|--:|---|'];
+  const notes: string[] = [];
   rows.forEach((row, i) => {
     const d = defs[i];
     if (d === undefined) return;
     let target = row.target ?? '';
     if (d.target?.berthMax !== undefined && row.targetMet !== undefined) target += row.targetMet ? ' ✓' : ' ✗';
-    lines.push(`| ${row.metric} | ${row.unit} | ${comparisonCells(row, d.digits, d.target, target)}`);
+    let mark = '';
+    if (d.note !== undefined) {
+      if (!notes.includes(d.note)) notes.push(d.note);
+      mark = ` [${notes.indexOf(d.note) + 1}]`;
+    }
+    lines.push(`| ${row.metric}${mark} | ${row.unit} | ${comparisonCells(row, d.digits, d.target, target)}`);
   });
+  lines.push(...notes.flatMap((n, i) => ['', `[${i + 1}] ${n}`]));
   return lines.join('\n');
 }

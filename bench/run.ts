@@ -9,6 +9,8 @@
 //   BENCH_REGISTRIES=berth,dist3,dist28   a subset, while working on the harness
 //   BENCH_TMPDIR (default: the OS temp dir), BENCH_KEEP=1 to leave the temp dir (configs, logs, storage) behind
 //   BENCH_BERTH_GC=throughput   Berth with that BERTH_GC mode (throughput, v8) instead of the default, balanced
+//   BENCH_SLOW_VOLUME=0    skip the last block, HEAD and GET manifest with each registry's storage on a slowfs mount
+//                          (slow-volume.ts; it needs root and .tools/bin/slowfs, and is skipped without them)
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 //   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
 import { createHash, randomFillSync } from 'node:crypto';
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runCacheSuite } from './cache.js';
 import { runFloorSuite } from './floor.js';
+import { runSlowVolume, SLOW_VOLUME_DELAY_MS, type SlowVolumeOutcome } from './slow-volume.js';
 import { RegistryClient, type FileRange } from './client.js';
 import {
   envNumber,
@@ -218,10 +221,31 @@ function loadSpec(kind: LoadKind, base: URL, image: SeedImage): LoadSpec {
 
 interface Step {
   readonly name: string;
+  /** The one registry the step is for; every registry when absent. */
+  readonly only?: RegistryId;
   readonly run: (reg: RunningRegistry, client: RegistryClient, out: RegistryResults) => Promise<void>;
 }
 
-function steps(s: Settings, data: TestData, image: SeedImage): Step[] {
+/**
+ * Chunked pushes to a second Berth with `flushchunks` (each PATCH fsynced before its answer, as Distribution does),
+ * started in `dir` for this measurement alone and stopped after it.
+ */
+async function pushChunkedFlushingEach(s: Settings, data: TestData, dir: string): Promise<TransferResult> {
+  await mkdir(dir);
+  const reg = await startRegistry('berth', { dir, cache: s.cache, flushChunks: true });
+  const client = new RegistryClient(reg.baseUrl);
+  try {
+    progress(`  ${reg.label}: pid ${reg.pid}, ${reg.baseUrl.host}`);
+    return await measureTransfer(reg, 'chunked push', data.blob.length, s.repeat, () =>
+      client.pushChunked('bench/chunked', data.blob, data.blobDigest, s.chunkMiB * MIB),
+    );
+  } finally {
+    client.close();
+    await reg.stop();
+  }
+}
+
+function steps(s: Settings, data: TestData, image: SeedImage, work: string): Step[] {
   const chunkBytes = s.chunkMiB * MIB;
   const list: Step[] = [
     {
@@ -265,6 +289,15 @@ function steps(s: Settings, data: TestData, image: SeedImage): Step[] {
         out.pushChunked = await measureTransfer(reg, 'chunked push', data.blob.length, s.repeat, () =>
           client.pushChunked('bench/chunked', data.blob, data.blobDigest, chunkBytes),
         );
+        // Distribution always flushes each PATCH: this push is already its figure at equal durability.
+        if (reg.id !== 'berth') out.pushChunkedFlushed = out.pushChunked;
+      },
+    },
+    {
+      name: `push ${s.blobMiB} MiB in ${s.chunkMiB} MiB chunks, flushing each chunk`,
+      only: 'berth',
+      run: async (_reg, _client, out) => {
+        out.pushChunkedFlushed = await pushChunkedFlushingEach(s, data, join(work, 'berth-flushchunks'));
       },
     },
     {
@@ -294,6 +327,23 @@ function steps(s: Settings, data: TestData, image: SeedImage): Step[] {
     });
   }
   return list;
+}
+
+/** The notes' line on the slow-volume block: how it ran, or why it did not. */
+function slowVolumeText(
+  slow: SlowVolumeOutcome,
+  loads: { connections: number; durationS: number; warmupS: number },
+): string {
+  if (!slow.ran) return `Slow-volume block skipped: ${slow.reason}.`;
+  const berth =
+    slow.berthFilesystem === undefined
+      ? "Berth's log there says nothing on where its filesystem calls run"
+      : `Berth's log there: "${slow.berthFilesystem}"`;
+  const failures = slow.cleanupFailures.length > 0 ? ` ⚠ Mounts left behind: ${slow.cleanupFailures.join('; ')}.` : '';
+  return (
+    `Slow volume: ${SLOW_VOLUME_DELAY_MS} ms per filesystem operation (slowfs), storage only for all three, loads ` +
+    `${loads.durationS} s after ${loads.warmupS} s warm-up at ${loads.connections} connections; ${berth}.${failures}`
+  );
 }
 
 async function main(): Promise<void> {
@@ -341,19 +391,45 @@ async function main(): Promise<void> {
       results[reg.id] = { load: {} };
     }
 
-    const plan = steps(s, data, image);
+    const plan = steps(s, data, image, work);
     for (const [n, step] of plan.entries()) {
       for (const i of rotated([...running.keys()], n)) {
         const reg = running[i];
         const client = clients[i];
         const out = reg === undefined ? undefined : results[reg.id];
         if (reg === undefined || client === undefined || out === undefined) continue;
+        if (step.only !== undefined && reg.id !== step.only) continue;
         progress(`${reg.label}: ${step.name} (step ${n + 1}/${plan.length})`);
         await step.run(reg, client, out);
       }
     }
 
-    const defs = metricDefs(s);
+    // The slow-volume block starts registries of its own; the ones above have nothing left to do.
+    await Promise.allSettled(running.map((r) => r.stop()));
+    const slowLoads = {
+      connections: s.connections,
+      durationS: Math.min(s.durationS, 5),
+      warmupS: Math.min(s.warmupS, 2),
+    };
+    progress(
+      `slow volume (${SLOW_VOLUME_DELAY_MS} ms per filesystem operation): HEAD blob and GET manifest, ` +
+        `loads ${slowLoads.warmupS}+${slowLoads.durationS} s at ${slowLoads.connections} connections`,
+    );
+    const slow = await runSlowVolume({
+      registries: s.registries,
+      work,
+      ...slowLoads,
+      seed: (client) => seed(client, image),
+      spec: (kind, base) => loadSpec(kind, base, image),
+    });
+    if (slow.ran) {
+      for (const [id, r] of Object.entries(slow.results)) {
+        const out = results[id as RegistryId];
+        if (out !== undefined) out.slowVolume = r;
+      }
+    }
+
+    const defs = metricDefs(s, slow.ran ? { delayMs: SLOW_VOLUME_DELAY_MS } : undefined);
     const rows = buildRows(defs, results);
     const labels = Object.fromEntries(
       REGISTRY_IDS.map((id) => [id, running.find((r) => r.id === id)?.label ?? labelOf(id)]),
@@ -371,6 +447,7 @@ async function main(): Promise<void> {
       `Machine: ${machineText()}; load generator and registries share it. ` +
         `Load average before ${loadText(loadBefore)}, after ${loadText(loadAfter)}.`,
       `Versions: ${running.map((r) => `${r.label}: ${r.version}`).join('; ')}. Distribution 3 runs with OTEL_TRACES_EXPORTER=none.`,
+      slowVolumeText(slow, slowLoads),
       ...(warnings.length > 0 ? [`⚠ requests failed during: ${warnings.join('; ')}`] : []),
     ];
     await publishReport('latest.json', {
@@ -381,7 +458,14 @@ async function main(): Promise<void> {
       settings: s,
       loadBefore,
       loadAfter,
-      extra: { versions, rows, results },
+      extra: {
+        versions,
+        slowVolume: slow.ran
+          ? { delayMs: SLOW_VOLUME_DELAY_MS, ...slowLoads, berthFilesystem: slow.berthFilesystem }
+          : { skipped: slow.reason },
+        rows,
+        results,
+      },
     });
   } finally {
     for (const c of clients) c.close();
