@@ -142,8 +142,8 @@ export function slowVolumeNote(delayMs: number): string {
     `test/tools/slowfs) that adds ${delayMs} ms to every filesystem operation, with no kernel caching of names or ` +
     `attributes, so the lookup of each path component pays it too: a network volume's round trip per operation, ` +
     `without NFS's attribute cache. Storage only (no descriptor cache) for all three. Berth's filesystem driver ` +
-    `sees FUSE in statfs(2) and keeps every call on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says ` +
-    `otherwise); Distribution blocks in as many OS threads as its goroutines need. GET manifest by tag still uses ` +
+    `sees FUSE in statfs(2) and keeps every call on libuv's thread pool (storage.filesystem.maxthreads threads, 16 ` +
+    `by default); Distribution blocks in up to maxthreads OS threads (100 by default). GET manifest by tag still uses ` +
     `Berth's two always-on caches (its tag link costs one stat(2), its manifest no read).`
   );
 }
