@@ -119,6 +119,13 @@ async function operator(args: string[]): Promise<number> {
       leaseNamespace: values['lease-namespace'] ?? env['POD_NAMESPACE'] ?? 'berth-system',
       leaderElection: !values['no-leader-elect'],
       healthAddr: values['health-addr'] ?? ':8081',
+      // Set by the chart: its image, the default of every Registry without spec.image, and the namespaces to watch.
+      registryImage: env['BERTH_REGISTRY_IMAGE'],
+      registryImagePullPolicy: env['BERTH_REGISTRY_IMAGE_PULL_POLICY'],
+      watchNamespaces: (env['BERTH_WATCH_NAMESPACES'] ?? '')
+        .split(',')
+        .map((ns) => ns.trim())
+        .filter((ns) => ns !== ''),
     },
     log,
   );

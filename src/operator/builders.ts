@@ -16,7 +16,7 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { API_VERSION, KIND } from './api/schema.js';
-import type { Registry } from './api/types.js';
+import type { Registry, RegistrySpec } from './api/types.js';
 import { CONFIG_HASH_ANNOTATION, commonLabels, names, selectorLabels } from './names.js';
 import {
   CONFIG_DIR,
@@ -33,8 +33,19 @@ import {
   type RenderedConfig,
 } from './render-config.js';
 
+export type PullPolicy = NonNullable<RegistrySpec['imagePullPolicy']>;
+export const PULL_POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
+
+/** The image a Registry runs unless its spec pins one: the operator's default, which the Helm chart sets. */
+export interface RegistryImage {
+  readonly image: string;
+  readonly pullPolicy: PullPolicy;
+}
+
 /** What the builders need besides the Registry: facts the reconciler looked up. */
 export interface BuildInputs {
+  /** The operator's default image, for a Registry whose spec.image is absent. */
+  readonly defaultImage: RegistryImage;
   /** The Secret and key holding the shared HTTP secret (the user's, or the generated one). */
   readonly httpSecret: { readonly name: string; readonly key: string };
   /** Whether the cluster serves monitoring.coreos.com/v1 ServiceMonitors. */
@@ -94,7 +105,15 @@ function singleWriterVolume(registry: Registry): boolean {
   return fs !== undefined && fs.accessMode !== 'ReadWriteMany';
 }
 
-function registryContainer(registry: Registry, rendered: RenderedConfig): V1Container {
+/** The image and pull policy of a Registry's pods: what its spec pins, else the operator's default. */
+export function registryImage(registry: Registry, defaultImage: RegistryImage): RegistryImage {
+  return {
+    image: registry.spec.image ?? defaultImage.image,
+    pullPolicy: registry.spec.imagePullPolicy ?? defaultImage.pullPolicy,
+  };
+}
+
+function registryContainer(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Container {
   const { spec } = registry;
   const kind = storageKind(spec);
   const mounts: V1VolumeMount[] = [
@@ -109,8 +128,8 @@ function registryContainer(registry: Registry, rendered: RenderedConfig): V1Cont
   const env: V1EnvVar[] = [{ name: 'NODE_ENV', value: 'production' }, ...rendered.env];
   return {
     name: 'registry',
-    image: spec.image,
-    imagePullPolicy: spec.imagePullPolicy,
+    image: image.image,
+    imagePullPolicy: image.pullPolicy,
     args: ['serve', '--config', CONFIG_FILE],
     ports: [
       { name: 'registry', containerPort: REGISTRY_PORT, protocol: 'TCP' },
@@ -163,7 +182,7 @@ function registryVolumes(registry: Registry): V1Volume[] {
   return volumes;
 }
 
-function buildDeployment(registry: Registry, rendered: RenderedConfig): V1Deployment {
+function buildDeployment(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Deployment {
   const { spec } = registry;
   const podLabels = { ...spec.podLabels, ...selectorLabels(registry) };
   const annotations: Record<string, string> = { ...spec.podAnnotations, [CONFIG_HASH_ANNOTATION]: rendered.hash };
@@ -192,7 +211,7 @@ function buildDeployment(registry: Registry, rendered: RenderedConfig): V1Deploy
             fsGroup: 65532,
             seccompProfile: { type: 'RuntimeDefault' },
           },
-          containers: [registryContainer(registry, rendered)],
+          containers: [registryContainer(registry, rendered, image)],
           volumes: registryVolumes(registry),
           nodeSelector: spec.nodeSelector,
           tolerations: spec.tolerations,
@@ -322,7 +341,7 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
       metadata: meta(registry, n.config),
       data: { 'config.yml': rendered.yaml },
     },
-    deployment: buildDeployment(registry, rendered),
+    deployment: buildDeployment(registry, rendered, registryImage(registry, inputs.defaultImage)),
     service: buildService(registry),
     rendered,
   };

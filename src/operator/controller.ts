@@ -1,28 +1,41 @@
-// Wires the reconciler to the cluster: informers on Registries and on every kind the operator owns, each event
-// mapped to its Registry's key on one work queue, plus a periodic resync of every Registry.
-import {
-  AppsV1Api,
-  AutoscalingV2Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  PolicyV1Api,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+// Wires the reconciler to the cluster: informers on Registries and on every kind the operator owns (in every
+// namespace, or one set per watched namespace), each event mapped to its Registry's key on one work queue, plus a
+// periodic resync of every Registry.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, PLURAL, VERSION } from './api/schema.js';
+import { API_VERSION, PLURAL } from './api/schema.js';
 import type { Registry } from './api/types.js';
-import { Kube, apiMessage, ResilientInformer, type WatchedKind } from './kube.js';
+import type { RegistryImage } from './builders.js';
+import { Kube, apiMessage, collectionPath, ResilientInformer, type WatchedKind } from './kube.js';
 import type { OperatorMetrics } from './metrics.js';
 import { FIELD_MANAGER, INSTANCE, MANAGED_BY } from './names.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 
+/** The kinds the operator owns, watched by the label it puts on all of them. */
+const OWNED_KINDS = [
+  { name: 'deployments', apiVersion: 'apps/v1', kind: 'Deployment' },
+  { name: 'services', apiVersion: 'v1', kind: 'Service' },
+  { name: 'configmaps', apiVersion: 'v1', kind: 'ConfigMap' },
+  { name: 'persistentvolumeclaims', apiVersion: 'v1', kind: 'PersistentVolumeClaim' },
+  { name: 'poddisruptionbudgets', apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  { name: 'secrets', apiVersion: 'v1', kind: 'Secret' },
+  { name: 'horizontalpodautoscalers', apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler' },
+] as const;
+
+const SERVICE_MONITORS = { name: 'servicemonitors', apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' };
+
 export interface ControllerOptions {
   readonly resyncMs?: number;
   readonly relistMs?: number;
   readonly concurrency?: number;
+  /** What Registries without spec.image run (the chart's image). */
+  readonly defaultImage: RegistryImage;
+  /**
+   * Namespaces to watch, each with its own informers, for RBAC granted by Roles in those namespaces only; every
+   * namespace (one cluster-wide informer per kind) when empty or absent.
+   */
+  readonly watchNamespaces?: readonly string[];
 }
 
 export class Controller {
@@ -31,26 +44,30 @@ export class Controller {
   readonly #metrics: OperatorMetrics;
   readonly #queue: WorkQueue;
   readonly #informers: ResilientInformer<KubernetesObject>[] = [];
-  readonly #registries: ResilientInformer<Registry>;
+  readonly #registries: ResilientInformer<Registry>[] = [];
+  /** `undefined` stands for every namespace. */
+  readonly #scopes: readonly (string | undefined)[];
   readonly #resyncMs: number;
   readonly #kc: KubeConfig;
   readonly #relistMs: number;
   #resyncTimer: NodeJS.Timeout | undefined;
   #monitorTimer: NodeJS.Timeout | undefined;
   /** Watches ServiceMonitors once the cluster serves their API (it may be installed after the operator starts). */
-  #serviceMonitors: ResilientInformer<KubernetesObject> | undefined;
+  #serviceMonitors: ResilientInformer<KubernetesObject>[] | undefined;
   #started = false;
   /** Between start() and stop(): what late callbacks check before starting anything. */
   #active = false;
 
-  constructor(kc: KubeConfig, log: Logger, metrics: OperatorMetrics, options: ControllerOptions = {}) {
+  constructor(kc: KubeConfig, log: Logger, metrics: OperatorMetrics, options: ControllerOptions) {
     this.#kube = new Kube(kc);
     this.#log = log;
     this.#metrics = metrics;
     this.#resyncMs = options.resyncMs ?? 300_000;
     this.#kc = kc;
     this.#relistMs = options.relistMs ?? 300_000;
-    const reconciler = new Reconciler(this.#kube, log);
+    const reconciler = new Reconciler(this.#kube, log, options.defaultImage);
+    const namespaces = options.watchNamespaces ?? [];
+    this.#scopes = namespaces.length === 0 ? [undefined] : [...new Set(namespaces)];
     this.#queue = new WorkQueue(
       async (key) => {
         const [namespace = '', name = ''] = key.split('/');
@@ -72,73 +89,40 @@ export class Controller {
     this.#queue.on('failure', (key: string, err: unknown) =>
       log.warn({ registry: key, err: apiMessage(err) }, 'reconcile failed; retrying with backoff'),
     );
-    const relist = options.relistMs ?? 300_000;
-    const custom = this.#kube;
-    const registryKind: WatchedKind<Registry> = {
-      name: 'registries',
-      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      list: () => custom.listRegistries(),
-    };
-    this.#registries = new ResilientInformer(
-      kc,
-      registryKind,
-      (r) => this.#enqueue(r.metadata?.namespace, r.metadata?.name),
-      log,
-      relist,
-    );
-    this.#registries.onDelete = (r) => this.#queue.forget(`${r.metadata?.namespace}/${r.metadata?.name}`);
-    this.#registries.onRestart = (kind) => metrics.informerRestarts.inc({ kind });
-    const selector = `${MANAGED_BY}=${FIELD_MANAGER}`;
-    const apps = kc.makeApiClient(AppsV1Api);
-    const core = kc.makeApiClient(CoreV1Api);
-    const policy = kc.makeApiClient(PolicyV1Api);
-    const autoscaling = kc.makeApiClient(AutoscalingV2Api);
-    const owned: WatchedKind<KubernetesObject>[] = [
-      {
-        name: 'deployments',
-        path: '/apis/apps/v1/deployments',
-        list: () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'services',
-        path: '/api/v1/services',
-        list: () => core.listServiceForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'configmaps',
-        path: '/api/v1/configmaps',
-        list: () => core.listConfigMapForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'persistentvolumeclaims',
-        path: '/api/v1/persistentvolumeclaims',
-        list: () => core.listPersistentVolumeClaimForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'poddisruptionbudgets',
-        path: '/apis/policy/v1/poddisruptionbudgets',
-        list: () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'secrets',
-        path: '/api/v1/secrets',
-        list: () => core.listSecretForAllNamespaces({ labelSelector: selector }),
-      },
-      {
-        name: 'horizontalpodautoscalers',
-        path: '/apis/autoscaling/v2/horizontalpodautoscalers',
-        list: () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: selector }),
-      },
-    ].map((k) => ({
-      ...k,
-      labelSelector: selector,
-      list: k.list as () => Promise<KubernetesListObject<KubernetesObject>>,
-    }));
-    for (const kind of owned) this.#informers.push(this.#ownedInformer(kind));
+    const kube = this.#kube;
+    for (const namespace of this.#scopes) {
+      const registryKind: WatchedKind<Registry> = {
+        name: 'registries',
+        path: collectionPath(API_VERSION, PLURAL, namespace),
+        list: () => kube.listRegistries(namespace),
+      };
+      const registries = new ResilientInformer(
+        kc,
+        registryKind,
+        (r) => this.#enqueue(r.metadata?.namespace, r.metadata?.name),
+        log,
+        this.#relistMs,
+      );
+      registries.onDelete = (r) => this.#queue.forget(`${r.metadata?.namespace}/${r.metadata?.name}`);
+      registries.onRestart = (kind) => metrics.informerRestarts.inc({ kind });
+      this.#registries.push(registries);
+      for (const kind of OWNED_KINDS) this.#informers.push(this.#ownedInformer(kind, namespace));
+    }
   }
 
   /** An informer on a kind the operator owns: each event queues the Registry named by the instance label. */
-  #ownedInformer(kind: WatchedKind<KubernetesObject>): ResilientInformer<KubernetesObject> {
+  #ownedInformer(
+    owned: { readonly name: string; readonly apiVersion: string; readonly kind: string },
+    namespace: string | undefined,
+  ): ResilientInformer<KubernetesObject> {
+    const labelSelector = `${MANAGED_BY}=${FIELD_MANAGER}`;
+    const kube = this.#kube;
+    const kind: WatchedKind<KubernetesObject> = {
+      name: owned.name,
+      path: collectionPath(owned.apiVersion, owned.name, namespace),
+      labelSelector,
+      list: () => kube.list(owned.apiVersion, owned.kind, namespace, labelSelector),
+    };
     const informer = new ResilientInformer(
       this.#kc,
       kind,
@@ -165,25 +149,9 @@ export class Controller {
     const served = await this.#kube.hasServiceMonitorApi().catch(() => false);
     // Stopped, or another call got there, while the discovery request ran.
     if (!served || this.#serviceMonitors !== undefined || !this.#active) return;
-    const custom = this.#kc.makeApiClient(CustomObjectsApi);
-    const labelSelector = `${MANAGED_BY}=${FIELD_MANAGER}`;
-    const kind: WatchedKind<KubernetesObject> = {
-      name: 'servicemonitors',
-      path: '/apis/monitoring.coreos.com/v1/servicemonitors',
-      labelSelector,
-      list: async () => {
-        const list: unknown = await custom.listClusterCustomObject({
-          group: 'monitoring.coreos.com',
-          version: 'v1',
-          plural: 'servicemonitors',
-          labelSelector,
-        });
-        return list as KubernetesListObject<KubernetesObject>;
-      },
-    };
-    const informer = this.#ownedInformer(kind);
-    this.#serviceMonitors = informer;
-    await informer.start();
+    const informers = this.#scopes.map((ns) => this.#ownedInformer(SERVICE_MONITORS, ns));
+    this.#serviceMonitors = informers;
+    await Promise.all(informers.map((i) => i.start()));
     this.#log.info('watching ServiceMonitors');
   }
 
@@ -203,16 +171,23 @@ export class Controller {
   async #start(): Promise<void> {
     this.#active = true;
     this.#queue.resume();
-    await Promise.all([this.#registries.start(), ...this.#informers.map((i) => i.start())]);
+    await Promise.all([...this.#registries.map((i) => i.start()), ...this.#informers.map((i) => i.start())]);
     await this.#watchServiceMonitors();
     this.#monitorTimer = setInterval(() => void this.#watchServiceMonitors(), 15_000);
     this.#monitorTimer.unref();
     this.#started = true;
     this.#resyncTimer = setInterval(() => {
-      for (const r of this.#registries.cache.list()) this.#enqueue(r.metadata?.namespace, r.metadata?.name);
+      for (const informer of this.#registries)
+        for (const r of informer.cache.list()) this.#enqueue(r.metadata?.namespace, r.metadata?.name);
     }, this.#resyncMs);
     this.#resyncTimer.unref();
-    this.#log.info({ informers: this.#informers.length + 1 }, 'controller started');
+    this.#log.info(
+      {
+        informers: this.#informers.length + this.#registries.length,
+        namespaces: this.#scopes.includes(undefined) ? 'all' : this.#scopes,
+      },
+      'controller started',
+    );
   }
 
   async #stop(): Promise<void> {
@@ -222,9 +197,9 @@ export class Controller {
     const monitors = this.#serviceMonitors;
     this.#serviceMonitors = undefined;
     await Promise.all([
-      this.#registries.stop(),
+      ...this.#registries.map((i) => i.stop()),
       ...this.#informers.map((i) => i.stop()),
-      ...(monitors === undefined ? [] : [monitors.stop()]),
+      ...(monitors ?? []).map((i) => i.stop()),
     ]);
     await this.#queue.stop();
     this.#started = false;

@@ -127,13 +127,23 @@ export class Kube {
     }
   }
 
-  async listRegistries(): Promise<KubernetesListObject<Registry>> {
-    const list: unknown = await this.#custom.listClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-    });
+  /** Registries in every namespace, or in `namespace` only. */
+  async listRegistries(namespace?: string): Promise<KubernetesListObject<Registry>> {
+    const list: unknown =
+      namespace === undefined
+        ? await this.#custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+        : await this.#custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace });
     return list as KubernetesListObject<Registry>;
+  }
+
+  /** Objects of a kind in every namespace, or in `namespace` only, matching a label selector. */
+  async list(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    labelSelector: string,
+  ): Promise<KubernetesListObject<KubernetesObject>> {
+    return this.#objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
   }
 
   /** Applies the status subresource (our conditions, observedGeneration, counts). */
@@ -167,10 +177,16 @@ export class Kube {
   }
 }
 
+/** The collection path of a resource: all namespaces', or one namespace's (`/apis/apps/v1/namespaces/a/deployments`). */
+export function collectionPath(apiVersion: string, plural: string, namespace: string | undefined): string {
+  const root = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return namespace === undefined ? `${root}/${plural}` : `${root}/namespaces/${namespace}/${plural}`;
+}
+
 export interface WatchedKind<T extends KubernetesObject> {
   /** For logs and metrics, e.g. `deployments`. */
   readonly name: string;
-  /** The watch path, e.g. `/apis/apps/v1/deployments`. */
+  /** The watch path, e.g. `/apis/apps/v1/deployments`, or `/apis/apps/v1/namespaces/a/deployments`. */
   readonly path: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;

@@ -2,14 +2,20 @@
 // server. SIGTERM stops the controller, releases the lease and exits.
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { PULL_POLICIES, type PullPolicy, type RegistryImage } from './builders.js';
 import { Controller, type ControllerOptions } from './controller.js';
 import { LeaderElector } from './leader.js';
 import { createOperatorMetrics } from './metrics.js';
 
-export interface OperatorOptions extends ControllerOptions {
+export interface OperatorOptions extends Omit<ControllerOptions, 'defaultImage'> {
+  /** The image of Registries without spec.image (the chart's image); {@link builtInImage} when absent. */
+  readonly registryImage?: string;
+  /** Its pull policy: Always, IfNotPresent (when absent) or Never. */
+  readonly registryImagePullPolicy?: string;
   /** A kubeconfig file; in-cluster (or $KUBECONFIG, ~/.kube/config) when absent. */
   readonly kubeconfig?: string;
   readonly leaseNamespace: string;
@@ -30,6 +36,30 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
+/**
+ * `ghcr.io/berth-dev/berth:<version of this package>`: the image the chart's defaults name, for an operator run
+ * outside the chart. package.json sits three levels above this file in dist/ and in the image alike.
+ */
+export function builtInImage(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+  const version = typeof pkg === 'object' && pkg !== null && 'version' in pkg ? pkg.version : undefined;
+  if (typeof version !== 'string') throw new Error('package.json has no version: set the registry image explicitly');
+  return `ghcr.io/berth-dev/berth:${version}`;
+}
+
+/** The operator's default registry image from its options, checked. */
+export function defaultImage(
+  options: Pick<OperatorOptions, 'registryImage' | 'registryImagePullPolicy'>,
+): RegistryImage {
+  const image =
+    options.registryImage === undefined || options.registryImage === '' ? builtInImage() : options.registryImage;
+  const policy = options.registryImagePullPolicy ?? '';
+  const pullPolicy: PullPolicy | undefined = policy === '' ? 'IfNotPresent' : PULL_POLICIES.find((p) => p === policy);
+  if (pullPolicy === undefined)
+    throw new Error(`registry image pull policy ${policy}: must be one of ${PULL_POLICIES.join(', ')}`);
+  return { image, pullPolicy };
+}
+
 function parseAddr(addr: string): { host: string | undefined; port: number } {
   const i = addr.lastIndexOf(':');
   const host = addr.slice(0, i);
@@ -41,7 +71,8 @@ export async function startOperator(options: OperatorOptions, log: Logger): Prom
   if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
   else kc.loadFromDefault();
   const metrics = createOperatorMetrics();
-  const controller = new Controller(kc, log, metrics, options);
+  const image = defaultImage(options);
+  const controller = new Controller(kc, log, metrics, { ...options, defaultImage: image });
   const identity = options.identity ?? `${hostname()}-${process.pid}`;
   let leading = false;
   const lead = (): void => {
@@ -98,7 +129,17 @@ export async function startOperator(options: OperatorOptions, log: Logger): Prom
     const address = server.address();
     healthPort = typeof address === 'object' && address !== null ? address.port : 0;
   }
-  log.info({ identity, leaderElection: options.leaderElection !== false, healthPort }, 'operator started');
+  log.info(
+    {
+      identity,
+      leaderElection: options.leaderElection !== false,
+      healthPort,
+      registryImage: image.image,
+      registryImagePullPolicy: image.pullPolicy,
+      watchNamespaces: options.watchNamespaces ?? [],
+    },
+    'operator started',
+  );
 
   return {
     healthPort,

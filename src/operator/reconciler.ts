@@ -6,7 +6,7 @@ import type { KubernetesObject, V1Deployment, V1PersistentVolumeClaim, V1Secret 
 import type { Logger } from 'pino';
 import { DRIVER_NAMES, IGNORED_SECTIONS } from '../config/schema.js';
 import type { Registry } from './api/types.js';
-import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint } from './builders.js';
+import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint, type RegistryImage } from './builders.js';
 import { Kube, apiMessage, isConflict, type ObjectRef } from './kube.js';
 import { FIELD_MANAGER, names, selectorLabels, selectorString } from './names.js';
 import type { RunResult } from './queue.js';
@@ -50,10 +50,13 @@ export const RECHECK_MS = 10_000;
 export class Reconciler {
   readonly #kube: Kube;
   readonly #log: Logger;
+  readonly #defaultImage: RegistryImage;
 
-  constructor(kube: Kube, log: Logger) {
+  /** `defaultImage` is what Registries without spec.image run; a new one (an operator upgrade) rolls them all. */
+  constructor(kube: Kube, log: Logger, defaultImage: RegistryImage) {
     this.#kube = kube;
     this.#log = log;
+    this.#defaultImage = defaultImage;
   }
 
   async reconcile(namespace: string, name: string): Promise<RunResult> {
@@ -258,6 +261,7 @@ export class Reconciler {
     }
     const blocked = problems.some((p) => p.blocksDeployment === true);
     const objects = buildOwnedObjects(registry, {
+      defaultImage: this.#defaultImage,
       httpSecret,
       serviceMonitorApi: await this.#kube.hasServiceMonitorApi(),
       secretVersions: found.versions,

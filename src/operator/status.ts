@@ -157,6 +157,12 @@ function cacheCondition(registry: Registry, observed: Observed): Draft {
   };
 }
 
+/** The image of the registry container in the Deployment's pod template: what its pods run once rolled out. */
+function imageOf(d: V1Deployment | undefined): Pick<RegistryStatus, 'image'> {
+  const image = d?.spec?.template.spec?.containers.find((c) => c.name === 'registry')?.image;
+  return image === undefined ? {} : { image };
+}
+
 /** The status the operator writes for a Managed Registry. */
 export function computeStatus(
   registry: Registry,
@@ -212,6 +218,7 @@ export function computeStatus(
     replicas: observed.deployment?.status?.replicas ?? 0,
     readyReplicas: observed.deployment?.status?.readyReplicas ?? 0,
     ...extra,
+    ...imageOf(observed.deployment),
   };
 }
 
@@ -232,8 +239,11 @@ export function idleStatus(
     { type: 'Progressing', status: 'False', reason: state, message },
     { type: 'Degraded', status: 'False', reason: state, message },
   ];
+  // Without a Deployment (Removed) no image runs, so the previous one is not carried over.
+  const { image: _previous, ...previous } = registry.status ?? {};
   return {
-    ...registry.status,
+    ...previous,
+    ...imageOf(deployment),
     observedGeneration: generation,
     conditions: mergeConditions(registry.status?.conditions, drafts, generation, now),
     replicas: deployment?.status?.replicas ?? 0,

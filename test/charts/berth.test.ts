@@ -60,6 +60,65 @@ describe('charts/berth @integration', function () {
     );
   });
 
+  it('hands the chart’s image to the operator as the registries’ default, by tag or by digest', async () => {
+    const env = async (extra: readonly string[]): Promise<Record<string, string>> => {
+      const docs = await render(extra);
+      const deployment = docs.find((d) => d['kind'] === 'Deployment') as Json;
+      const [c] = (((deployment['spec'] as Json)['template'] as Json)['spec'] as Json)['containers'] as Json[];
+      const vars = (c?.['env'] ?? []) as { name: string; value?: string }[];
+      // The operator runs the very image it hands on.
+      assert.equal(vars.find((v) => v.name === 'BERTH_REGISTRY_IMAGE')?.value, c?.['image']);
+      return Object.fromEntries(vars.filter((v) => v.value !== undefined).map((v) => [v.name, v.value ?? '']));
+    };
+    const version = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    const byDefault = await env([]);
+    assert.equal(byDefault['BERTH_REGISTRY_IMAGE'], `ghcr.io/berth-dev/berth:${version.version}`);
+    assert.equal(byDefault['BERTH_REGISTRY_IMAGE_PULL_POLICY'], 'IfNotPresent');
+    assert.equal(byDefault['BERTH_WATCH_NAMESPACES'], undefined);
+    const tagged = await env([
+      '--set',
+      'image.repository=mirror.example.com/berth',
+      '--set',
+      'image.tag=1.2.3',
+      '--set',
+      'image.pullPolicy=Always',
+    ]);
+    assert.equal(tagged['BERTH_REGISTRY_IMAGE'], 'mirror.example.com/berth:1.2.3');
+    assert.equal(tagged['BERTH_REGISTRY_IMAGE_PULL_POLICY'], 'Always');
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const pinned = await env(['--set', 'image.tag=1.2.3', '--set', `image.digest=${digest}`]);
+    assert.equal(pinned['BERTH_REGISTRY_IMAGE'], `ghcr.io/berth-dev/berth@${digest}`);
+  });
+
+  it('grants namespaced rights only through Roles in watchNamespaces, and tells the operator which', async () => {
+    const docs = await render(['--set', 'watchNamespaces={team-a,team-b}']);
+    const roles = docs.filter((d) => d['kind'] === 'Role').map((d) => d['metadata'] as Json);
+    assert.deepEqual(roles.map((m) => `${String(m['namespace'])}/${String(m['name'])}`).sort(), [
+      'berth-system/berth-operator',
+      'team-a/berth-operator-registries',
+      'team-b/berth-operator-registries',
+    ]);
+    const bindings = docs.filter((d) => d['kind'] === 'RoleBinding').map((d) => (d['metadata'] as Json)['namespace']);
+    assert.deepEqual(bindings.sort(), ['berth-system', 'team-a', 'team-b']);
+    const clusterRole = docs.find((d) => d['kind'] === 'ClusterRole') as Json;
+    const resources = (clusterRole['rules'] as { resources: string[] }[]).flatMap((r) => r.resources);
+    assert.deepEqual(resources, ['storageclasses']);
+    const deployment = docs.find((d) => d['kind'] === 'Deployment') as Json;
+    const [c] = (((deployment['spec'] as Json)['template'] as Json)['spec'] as Json)['containers'] as Json[];
+    const vars = (c?.['env'] ?? []) as { name: string; value?: string }[];
+    assert.equal(vars.find((v) => v.name === 'BERTH_WATCH_NAMESPACES')?.value, 'team-a,team-b');
+  });
+
+  it('grants update only where the operator sends one: the Lease and Registries’ finalizers', async () => {
+    const docs = await render();
+    const updates = docs
+      .filter((d) => d['kind'] === 'ClusterRole' || d['kind'] === 'Role')
+      .flatMap((d) => d['rules'] as { resources: string[]; verbs: string[] }[])
+      .filter((r) => r.verbs.includes('update'))
+      .flatMap((r) => r.resources);
+    assert.deepEqual(updates.sort(), ['leases', 'registries/finalizers']);
+  });
+
   it('renders a ServiceMonitor only where the monitoring API exists', async () => {
     const without = await render(['--set', 'metrics.serviceMonitor.enabled=true']);
     assert.ok(!without.some((d) => d['kind'] === 'ServiceMonitor'));

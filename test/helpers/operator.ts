@@ -191,8 +191,12 @@ export interface OperatorProcess {
   kill(): Promise<void>;
 }
 
-/** `berth operator` as a child process. */
-export function spawnOperator(kubeconfig: string, identity: string): OperatorProcess {
+/** `berth operator` as a child process, with `env` added to its environment (BERTH_REGISTRY_IMAGE, ...). */
+export function spawnOperator(
+  kubeconfig: string,
+  identity: string,
+  env: Readonly<Record<string, string>> = {},
+): OperatorProcess {
   const child = spawn(
     process.execPath,
     [
@@ -207,7 +211,7 @@ export function spawnOperator(kubeconfig: string, identity: string): OperatorPro
       '--health-addr',
       '127.0.0.1:0',
     ],
-    { env: { PATH: process.env['PATH'] ?? '', BERTH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { PATH: process.env['PATH'] ?? '', BERTH_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RunningOperator } from '../../src/operator/main.js';
+import { builtInImage, type RunningOperator } from '../../src/operator/main.js';
 import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
 import type { KubeCluster } from '../helpers/kube.js';
@@ -14,6 +14,7 @@ import {
   awaitCondition,
   condition,
   deleteAndAwaitRepair,
+  ensureNamespace,
   getObject,
   installServiceMonitorCrd,
   kubectlOk,
@@ -48,6 +49,13 @@ async function ownedObjects(cluster: KubeCluster, namespace: string, instance: s
 function configYml(configMap: Json | undefined): string {
   const data = at(configMap, 'data') as Json | undefined;
   return String(data?.['config.yml']);
+}
+
+/** The image and pull policy of a Deployment's registry container. */
+function registryImageOf(deployment: Json | undefined): { image: unknown; pullPolicy: unknown } {
+  const containers = (at(deployment, 'spec.template.spec.containers') ?? []) as Json[];
+  const c = containers.find((x) => x['name'] === 'registry');
+  return { image: c?.['image'], pullPolicy: c?.['imagePullPolicy'] };
 }
 
 function registryYaml(name: string, spec: string, namespace = NS): string {
@@ -225,6 +233,25 @@ describe('operator against a real API server @integration', function () {
         assert.equal(at(status, 'status.endpoint'), `${name}.${NS}.svc:5000`);
       });
     }
+
+    it('runs an unpinned Registry on the operator’s default image, and reports it in status.image', async () => {
+      const image = builtInImage();
+      assert.match(image, /^ghcr\.io\/berth-dev\/berth:\d+\.\d+\.\d+/);
+      const registry = await waitFor('status.image', async () => {
+        const r = await getObject(cluster, 'registry', 'registry', NS);
+        return at(r, 'status.image') === undefined ? undefined : r;
+      });
+      assert.equal(at(registry, 'spec.image'), undefined, 'the CRD no longer defaults spec.image');
+      assert.equal(at(registry, 'status.image'), image);
+      assert.deepEqual(registryImageOf(await getObject(cluster, 'deployment', 'registry', NS)), {
+        image,
+        pullPolicy: 'IfNotPresent',
+      });
+      const wide = await kubectlOk(cluster, ['get', 'registry', 'registry', '-n', NS, '-o', 'wide']);
+      assert.match(wide, /IMAGE/);
+      assert.ok(wide.includes(image), wide);
+      assert.doesNotMatch(await kubectlOk(cluster, ['get', 'registry', 'registry', '-n', NS]), /IMAGE/);
+    });
 
     it('reports a storage driver this build lacks as Degraded on the S3 example', async () => {
       const r = await awaitCondition(cluster, NS, 'registry-s3', 'Degraded', 'True');
@@ -589,6 +616,87 @@ describe('operator against a real API server @integration', function () {
       }
     });
   });
+
+  describe('the operator’s default image', () => {
+    const PINNED = 'example.com/berth:pinned';
+
+    async function images(name: string): Promise<{ image: unknown; pullPolicy: unknown; status: unknown }> {
+      const d = await getObject(cluster, 'deployment', name, NS);
+      const r = await getObject(cluster, 'registry', name, NS);
+      return { ...registryImageOf(d), status: at(r, 'status.image') };
+    }
+
+    /** Waits until the Registry's Deployment and status both show `image`. */
+    async function awaitImage(name: string, image: string, pullPolicy: string): Promise<void> {
+      const want = { image, pullPolicy, status: image };
+      await waitFor(
+        `${name} on ${image}`,
+        async () => {
+          const got = await images(name);
+          return JSON.stringify(got) === JSON.stringify(want) ? got : undefined;
+        },
+        40_000,
+      );
+    }
+
+    it('rolls unpinned Registries to a new default when the operator restarts with one, and leaves pinned ones', async () => {
+      await kubectlOk(cluster, ['apply', '-f', '-'], registryYaml('unpinned', 'storage: {emptyDir: {}}'));
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml('pinned', `image: ${PINNED}\nstorage: {emptyDir: {}}`),
+      );
+      // Through `berth operator` and the environment the chart sets.
+      const first = spawnOperator(cluster.kubeconfig, 'image-1', {
+        BERTH_REGISTRY_IMAGE: 'mirror.example.com/berth:1.0.0',
+      });
+      let pinnedGeneration: unknown;
+      let unpinnedGeneration: unknown;
+      try {
+        await awaitImage('unpinned', 'mirror.example.com/berth:1.0.0', 'IfNotPresent');
+        await awaitImage('pinned', PINNED, 'IfNotPresent');
+        pinnedGeneration = at(await getObject(cluster, 'deployment', 'pinned', NS), 'metadata.generation');
+        unpinnedGeneration = at(await getObject(cluster, 'deployment', 'unpinned', NS), 'metadata.generation');
+      } finally {
+        assert.equal(await first.stop(), 0, first.output());
+      }
+      // A `helm upgrade` to a new image: the operator's pods come back with another default.
+      const second = spawnOperator(cluster.kubeconfig, 'image-2', {
+        BERTH_REGISTRY_IMAGE: 'mirror.example.com/berth:2.0.0',
+      });
+      try {
+        await awaitImage('unpinned', 'mirror.example.com/berth:2.0.0', 'IfNotPresent');
+        const unpinned = await getObject(cluster, 'deployment', 'unpinned', NS);
+        assert.ok(Number(at(unpinned, 'metadata.generation')) > Number(unpinnedGeneration), 'the pod template changed');
+        // The new operator lists every Registry at start; give the pinned one's reconcile time to have run too.
+        await new Promise((r) => setTimeout(r, 3_000));
+        const pinned = await getObject(cluster, 'deployment', 'pinned', NS);
+        assert.equal(at(pinned, 'metadata.generation'), pinnedGeneration, 'the pinned Deployment was changed');
+        assert.deepEqual(await images('pinned'), { image: PINNED, pullPolicy: 'IfNotPresent', status: PINNED });
+        // Pinning the unpinned one takes it off the default.
+        await kubectlOk(cluster, [
+          'patch',
+          'registry',
+          'unpinned',
+          '-n',
+          NS,
+          '--type=merge',
+          '-p',
+          JSON.stringify({ spec: { image: PINNED, imagePullPolicy: 'Never' } }),
+        ]);
+        await awaitImage('unpinned', PINNED, 'Never');
+      } finally {
+        assert.equal(await second.stop(), 0, second.output());
+      }
+    });
+
+    it('refuses to start with a pull policy Kubernetes does not know', async () => {
+      const bad = spawnOperator(cluster.kubeconfig, 'image-bad', { BERTH_REGISTRY_IMAGE_PULL_POLICY: 'Sometimes' });
+      const code = await waitFor('exit', async () => bad.child.exitCode ?? undefined, 20_000);
+      assert.notEqual(code, 0);
+      assert.match(bad.output(), /pull policy Sometimes: must be one of Always, IfNotPresent, Never/);
+    });
+  });
 });
 
 describe('the chart’s RBAC as the operator’s only permissions @integration', function () {
@@ -691,5 +799,86 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
       const sm = await getObject(cluster, 'servicemonitor', 'everything', NS);
       return list.length === 5 && sm === undefined ? list : undefined;
     });
+  });
+
+  it('works in watchNamespaces with the namespaced RBAC, and is forbidden everywhere else', async () => {
+    // The cluster-wide operator of the test above would reconcile every namespace.
+    await operator?.stop();
+    operator = undefined;
+    const [inside, outside] = ['ns-a', 'ns-b'];
+    for (const ns of [inside, outside]) await ensureNamespace(cluster, ns);
+    const user = 'berth-operator-namespaced';
+    const rendered = await runCommand(
+      join(TOOLS_BIN, 'helm'),
+      [
+        'template',
+        'berth-ns',
+        join(REPO_ROOT, 'charts', 'berth'),
+        '-n',
+        OPERATOR_NAMESPACE,
+        '--show-only',
+        'templates/rbac.yaml',
+        '--set',
+        `watchNamespaces={${inside}}`,
+        '--set',
+        'rbac.extraSubjects[0].kind=User',
+        '--set',
+        `rbac.extraSubjects[0].name=${user}`,
+        '--set',
+        'rbac.extraSubjects[0].apiGroup=rbac.authorization.k8s.io',
+      ],
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.doesNotMatch(rendered.stdout, /namespace: ns-b/);
+    await kubectlOk(cluster, ['apply', '-f', '-'], rendered.stdout);
+    const kubeconfig = await cluster.userKubeconfig(user, []);
+    const can = async (args: readonly string[]): Promise<string> =>
+      (await cluster.kubectl(['--kubeconfig', kubeconfig, 'auth', 'can-i', ...args])).stdout.trim();
+    assert.equal(await can(['patch', 'deployments', '-n', inside]), 'yes');
+    assert.equal(await can(['patch', 'deployments', '-n', outside]), 'no');
+    assert.equal(await can(['list', 'registries.berth.dev', '--all-namespaces']), 'no');
+    assert.equal(await can(['update', 'deployments', '-n', inside]), 'no');
+    const denied = await cluster.kubectl(['--kubeconfig', kubeconfig, 'get', 'registries', '-n', outside]);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /forbidden/);
+
+    // The StorageClass check is the one cluster-scoped read left, through the small ClusterRole.
+    await kubectlOk(
+      cluster,
+      ['apply', '-f', '-'],
+      'apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: standard}\nprovisioner: example.com/none\n',
+    );
+    await kubectlOk(
+      cluster,
+      ['apply', '-f', '-'],
+      registryYaml('here', 'storage: {filesystem: {storageClassName: standard}}', inside),
+    );
+    await kubectlOk(cluster, ['apply', '-f', '-'], registryYaml('there', 'storage: {emptyDir: {}}', outside));
+    operator = await runOperator(kubeconfig, { watchNamespaces: [inside] });
+    const want = [
+      'ConfigMap/here-config',
+      'Deployment/here',
+      'PersistentVolumeClaim/here-data',
+      'Secret/here-http-secret',
+      'Service/here',
+    ];
+    const got = await waitFor('the objects in ns-a', async () => {
+      const list = await ownedObjects(cluster, inside, 'here');
+      return list.length === want.length ? list : undefined;
+    });
+    assert.deepEqual(got, want);
+    const registry = await waitFor('status in ns-a', async () => {
+      const r = await getObject(cluster, 'registry', 'here', inside);
+      return at(r, 'status.observedGeneration') === 1 ? r : undefined;
+    });
+    assert.equal(condition(registry, 'Degraded')?.status, 'False', condition(registry, 'Degraded')?.message);
+    assert.equal(at(registry, 'status.image'), builtInImage());
+    // Drift in the watched namespace is still seen through the namespaced informers.
+    await deleteAndAwaitRepair(cluster, inside, 'here');
+    // Time for a stray reconcile elsewhere to have happened, had the operator looked there.
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.deepEqual(await ownedObjects(cluster, outside, 'there'), []);
+    assert.equal(at(await getObject(cluster, 'registry', 'there', outside), 'status'), undefined);
   });
 });

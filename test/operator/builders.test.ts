@@ -22,7 +22,12 @@ import {
 } from '../../src/operator/render-config.js';
 import { NAME, NAMESPACE, UID, registry, type DeepPartial } from './fixtures.js';
 
-const INPUTS: BuildInputs = { httpSecret: { name: `${NAME}-http-secret`, key: 'secret' }, serviceMonitorApi: true };
+const DEFAULT_IMAGE = { image: 'mirror.example.com/berth:1.2.3', pullPolicy: 'IfNotPresent' } as const;
+const INPUTS: BuildInputs = {
+  defaultImage: DEFAULT_IMAGE,
+  httpSecret: { name: `${NAME}-http-secret`, key: 'secret' },
+  serviceMonitorApi: true,
+};
 
 function build(spec: DeepPartial<RegistrySpec> = {}, inputs: Partial<BuildInputs> = {}): OwnedObjects {
   return buildOwnedObjects(registry(spec), { ...INPUTS, ...inputs });
@@ -433,6 +438,33 @@ describe('operator/builders', function () {
       assert.deepEqual(container(owned).resources, { requests: { cpu: '100m' } });
       assert.equal(container(owned).image, 'example.com/berth:dev');
       assert.equal(container(owned).imagePullPolicy, 'Always');
+    });
+
+    it('runs the operator’s default image and pull policy when the spec pins none', function () {
+      const c = container(
+        build({}, { defaultImage: { image: 'mirror.example.com/berth@sha256:ab', pullPolicy: 'Always' } }),
+      );
+      assert.equal(c.image, 'mirror.example.com/berth@sha256:ab');
+      assert.equal(c.imagePullPolicy, 'Always');
+    });
+
+    it('changes the pod template with the operator’s default, so unpinned registries roll to a new one', function () {
+      const before = build().deployment.spec?.template;
+      const after = build({}, { defaultImage: { ...DEFAULT_IMAGE, image: 'mirror.example.com/berth:1.2.4' } })
+        .deployment.spec?.template;
+      assert.notDeepEqual(after, before);
+      assert.equal(after?.spec?.containers[0]?.image, 'mirror.example.com/berth:1.2.4');
+    });
+
+    it('keeps a pinned image whatever the operator’s default, with the default pull policy unless one is set', function () {
+      const pinned = (defaultImage: BuildInputs['defaultImage']): V1Container =>
+        container(build({ image: 'example.com/berth:pinned' }, { defaultImage }));
+      const a = pinned(DEFAULT_IMAGE);
+      const b = pinned({ image: 'mirror.example.com/berth:9.9.9', pullPolicy: 'Always' });
+      assert.equal(a.image, 'example.com/berth:pinned');
+      assert.equal(b.image, 'example.com/berth:pinned');
+      assert.equal(b.imagePullPolicy, 'Always');
+      assert.equal(container(build({ image: 'x:1', imagePullPolicy: 'Never' })).imagePullPolicy, 'Never');
     });
 
     it('mounts the htpasswd Secret where the config’s auth path points', function () {

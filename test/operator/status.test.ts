@@ -288,6 +288,13 @@ describe('operator/status', function () {
       );
     });
 
+    it('reports the image of the Deployment’s pod template, and none without a Deployment', function () {
+      const d = deployment();
+      d.spec = { ...d.spec, selector: {}, template: { spec: { containers: [{ name: 'registry', image: 'b:2' }] } } };
+      assert.equal(compute({ deployment: d }).image, 'b:2');
+      assert.equal('image' in compute({}), false);
+    });
+
     it('keeps lastTransitionTime from the Registry’s status for conditions that did not change', function () {
       const first = compute({ deployment: deployment() });
       const reg = registry({}, { generation: 5 });
@@ -320,8 +327,11 @@ describe('operator/status', function () {
       assert.equal(status.replicas, 2);
     });
 
-    it('reports Removed as not Ready, with no replicas once the Deployment is gone', function () {
-      const status = idleStatus(registry(), 'Removed', undefined, NOW);
+    it('reports Removed as not Ready, with no replicas and no image once the Deployment is gone', function () {
+      const reg = registry();
+      reg.status = { image: 'b:1' };
+      const status = idleStatus(reg, 'Removed', undefined, NOW);
+      assert.equal('image' in status, false);
       assert.deepEqual([condition(status, 'Ready').status, condition(status, 'Ready').reason], ['False', 'Removed']);
       assert.equal(status.replicas, 0);
       assert.equal(status.readyReplicas, 0);

@@ -262,10 +262,13 @@ const spec: Schema = {
   ],
   properties: {
     replicas: int('Registry pods to run (ignored while autoscaling is enabled).', 1, 0, 1000),
-    image: str('Berth container image.', { default: 'ghcr.io/berth-dev/berth:0.1.0', minLength: 1, maxLength: 1024 }),
-    imagePullPolicy: str('When the kubelet pulls the image.', {
+    // No defaults: an absent image follows the operator's (the chart's `image`), so a `helm upgrade` rolls the registry.
+    image: str(
+      'Berth container image. When absent, the operator’s default (the Helm chart’s image); set it to pin this registry to one image.',
+      { minLength: 1, maxLength: 1024 },
+    ),
+    imagePullPolicy: str('When the kubelet pulls the image; the operator’s default (the chart’s) when absent.', {
       enum: ['Always', 'IfNotPresent', 'Never'],
-      default: 'IfNotPresent',
     }),
     storage,
     cache,
@@ -403,6 +406,7 @@ const status: Schema = {
     storage: str('The storage backend in use.'),
     cache: str('The descriptor cache in use.'),
     configHash: str('Hash of the rendered registry config; pods roll when it changes.'),
+    image: str('The image of the registry pods the operator last applied (spec.image, or the operator’s default).'),
   },
 };
 
@@ -436,5 +440,6 @@ export const printerColumns = [
   { name: 'Storage', type: 'string', jsonPath: '.status.storage' },
   { name: 'Cache', type: 'string', jsonPath: '.status.cache' },
   { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint' },
+  { name: 'Image', type: 'string', jsonPath: '.status.image', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ] as const;

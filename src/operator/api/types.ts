@@ -33,13 +33,13 @@ export interface RegistrySpec {
    */
   replicas: number;
   /**
-   * Berth container image.
+   * Berth container image. When absent, the operator’s default (the Helm chart’s image); set it to pin this registry to one image.
    */
-  image: string;
+  image?: string;
   /**
-   * When the kubelet pulls the image.
+   * When the kubelet pulls the image; the operator’s default (the chart’s) when absent.
    */
-  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   storage: RegistryStorage;
   cache: RegistryCache;
   /**
@@ -428,6 +428,10 @@ export interface RegistryStatus {
    * Hash of the rendered registry config; pods roll when it changes.
    */
   configHash?: string;
+  /**
+   * The image of the registry pods the operator last applied (spec.image, or the operator’s default).
+   */
+  image?: string;
 }
 /**
  * One aspect of the registry’s state.

@@ -47,7 +47,7 @@ interface CrdVersion {
   storage: boolean;
   schema: { openAPIV3Schema: Schema };
   subresources: Tree;
-  additionalPrinterColumns: { name: string; type: string; jsonPath: string }[];
+  additionalPrinterColumns: { name: string; type: string; jsonPath: string; priority?: number }[];
 }
 
 function committedCrdVersion(text: string): CrdVersion {
@@ -209,16 +209,17 @@ describe('operator/api/generate', function () {
       assert.equal(nodeAt(registrySchema, '.status.selector')?.type, 'string');
     });
 
-    it('prints the columns Ready, Storage, Cache, Endpoint and Age, from fields the status has', function () {
+    it('prints the columns Ready, Storage, Cache, Endpoint, Image (with -o wide) and Age, from fields the status has', function () {
       const columns = version().additionalPrinterColumns;
       assert.deepEqual(
         columns.map((c) => c.name),
-        ['Ready', 'Storage', 'Cache', 'Endpoint', 'Age'],
+        ['Ready', 'Storage', 'Cache', 'Endpoint', 'Image', 'Age'],
       );
       const byName = new Map(columns.map((c) => [c.name, c]));
       assert.equal(byName.get('Ready')?.jsonPath, '.status.conditions[?(@.type=="Ready")].status');
       assert.deepEqual(byName.get('Age'), { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' });
-      for (const name of ['Storage', 'Cache', 'Endpoint']) {
+      assert.equal(byName.get('Image')?.priority, 1);
+      for (const name of ['Storage', 'Cache', 'Endpoint', 'Image']) {
         const path = byName.get(name)?.jsonPath ?? '';
         assert.equal(nodeAt(registrySchema, path)?.type, 'string', `${name}: ${path} is not a string field`);
       }
