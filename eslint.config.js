@@ -14,6 +14,10 @@ const layers = [
     from: ['./src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
   },
   { target: './src/cache', from: ['./src/registry', './src/operator', './src/cli', './src/compose.ts'] },
+  {
+    target: './src/notifications',
+    from: ['./src/storage', './src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
+  },
   { target: './src/registry', from: ['./src/operator', './src/cli', './src/compose.ts'] },
   { target: './src/compose.ts', from: ['./src/operator', './src/cli'] },
   {

@@ -11,6 +11,7 @@ import type { StorageDriver } from './storage/driver.js';
 import { purgeUploads } from './storage/purge.js';
 import { RegistryStorage } from './storage/registry.js';
 import { createDescriptorCache } from './cache/index.js';
+import { createNotifier } from './notifications/index.js';
 import { createApp } from './registry/app.js';
 import { createDebugServer } from './registry/debug.js';
 import { createMetrics } from './registry/metrics.js';
@@ -100,7 +101,8 @@ export async function startRegistry(
     driver,
     cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate },
   );
-  const app = createApp({ config, storage, log }, metrics);
+  const events = createNotifier(config.notifications, metrics.registry, log);
+  const app = createApp({ config, storage, log, ...(events === undefined ? {} : { events }) }, metrics);
   const server = createServer(app.callback());
   // Big pushes may take long; idle and header timeouts still guard against clients that stall.
   server.requestTimeout = 0;
@@ -125,6 +127,7 @@ export async function startRegistry(
     // Nothing may keep the process alive after a failed start: a Redis client, say, would reconnect forever.
     server.close();
     debug?.close();
+    await events?.close(0);
     await cache?.close();
     await driver.close();
     throw err;
@@ -181,6 +184,8 @@ export async function startRegistry(
         debug.closeAllConnections();
         await new Promise<void>((resolve) => debug.close(() => resolve()));
       }
+      // Events of the requests that just finished get a moment to go out.
+      await events?.close(2_000);
       await cache?.close();
       await driver.close();
     })();

@@ -63,6 +63,7 @@ const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set([
   'storage',
   'http',
   'redis',
+  'notifications',
   ...IGNORED_SECTIONS,
 ]);
 
@@ -111,10 +112,29 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
       result.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`),
     );
   }
-  return resolveParsed(result.data);
+  return resolveParsed(result.data, ignoredKeys(raw));
 }
 
-function resolveParsed(c: ParsedConfig): ResolvedConfig {
+/**
+ * Keys Distribution's config has and Berth accepts without acting on them, where the raw config sets them: no
+ * storage driver of this build redirects blob reads, ioredis multiplexes one connection per node (no pool), and
+ * events carry no `references`.
+ */
+const IGNORED_KEYS: ReadonlyArray<readonly [string, string]> = [
+  ['storage', 'redirect'],
+  ['redis', 'pool'],
+  ['notifications', 'events'],
+];
+
+function ignoredKeys(raw: unknown): string[] {
+  if (!isTree(raw)) return [];
+  return IGNORED_KEYS.filter(([section, key]) => {
+    const tree = raw[section];
+    return isTree(tree) && tree[key] !== undefined;
+  }).map(([section, key]) => `${section}.${key}`);
+}
+
+function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): ResolvedConfig {
   const s = c.storage;
   const storage =
     // `inmemory:` takes no parameters, so YAML gives it as null: present all the same.
@@ -138,7 +158,8 @@ function resolveParsed(c: ParsedConfig): ResolvedConfig {
     uploadPurging: s.maintenance.uploadpurging,
     http: c.http,
     redis: c.redis,
-    ignored: IGNORED_SECTIONS.filter((k) => present[k] !== undefined),
+    notifications: c.notifications,
+    ignored: [...IGNORED_SECTIONS.filter((k) => present[k] !== undefined), ...ignoredKeys],
   };
 }
 

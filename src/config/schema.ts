@@ -2,6 +2,7 @@
 // The raw file uses CNCF Distribution's config.yml keys where they overlap; `resolve` turns it into what the code uses.
 import { z } from 'zod';
 import { duration } from './duration.js';
+import { NotificationsSchema, type NotificationsConfig } from './notifications.js';
 import { RedisSchema, type RedisConfig } from './redis.js';
 
 export { parseDuration } from './duration.js';
@@ -115,7 +116,6 @@ const HttpSchema = z
 /** Sections of Distribution's config.yml that Berth does not implement; accepted, and reported as ignored. */
 export const IGNORED_SECTIONS = [
   'auth',
-  'notifications',
   'middleware',
   'reporting',
   'health',
@@ -132,6 +132,7 @@ export const ConfigSchema = z
     storage: StorageSchema,
     http: HttpSchema,
     redis: RedisSchema.optional(),
+    notifications: NotificationsSchema.optional(),
     ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
   })
   .superRefine((c, ctx) => {
@@ -168,6 +169,7 @@ export interface ResolvedConfig {
   readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
   readonly http: ParsedConfig['http'];
   readonly redis: RedisConfig | undefined;
+  readonly notifications: NotificationsConfig | undefined;
   /** Sections and keys present in the file that Berth ignores. */
   readonly ignored: readonly string[];
 }

@@ -2,6 +2,7 @@
 import type { ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/schema.js';
+import type { EventSink } from '../notifications/index.js';
 import type { RegistryStorage } from '../storage/registry.js';
 import type { RouteName } from './routes.js';
 
@@ -17,6 +18,8 @@ export interface RegistryDeps {
   readonly config: ResolvedConfig;
   readonly storage: RegistryStorage;
   readonly log: Logger;
+  /** Where push, pull, delete and mount events go (notifications), when any endpoint is configured. */
+  readonly events?: EventSink;
 }
 
 /** Builds the URLs Berth hands out in Location and Link headers. */

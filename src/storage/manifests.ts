@@ -34,6 +34,8 @@ export interface ReferrerDescriptor {
 
 export interface PutResult {
   readonly digest: Digest;
+  /** The manifest's media type, as stored. */
+  readonly mediaType: string;
   readonly subject?: Descriptor;
 }
 
@@ -146,7 +148,11 @@ export class Manifests {
     }
     if ('tag' in reference) await this.#tags.tag(reference.tag, digest);
     this.#cache.set(digest.value, { digest, mediaType: parsed.mediaType, content: body });
-    return { digest, ...(parsed.subject === undefined ? {} : { subject: parsed.subject }) };
+    return {
+      digest,
+      mediaType: parsed.mediaType,
+      ...(parsed.subject === undefined ? {} : { subject: parsed.subject }),
+    };
   }
 
   async #verify(parsed: ParsedManifest): Promise<void> {

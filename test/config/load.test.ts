@@ -131,13 +131,72 @@ describe('config/load', function () {
       assert.throws(() => resolveConfig({ storage: { filesystem: { maxthreads: 5000 } } }), /maxthreads/);
     });
 
+    it('reports storage.redirect and redis.pool as ignored where the config sets them', function () {
+      assert.deepEqual(resolveConfig({}).ignored, []);
+      const c = resolveConfig({
+        storage: { inmemory: {}, redirect: { disable: true } },
+        redis: { addrs: ['r:6379'], pool: { maxidle: 4 } },
+      });
+      assert.deepEqual(c.ignored, ['storage.redirect', 'redis.pool']);
+    });
+
     it('reports the Distribution sections it ignores, even empty ones', function () {
       const c = resolveConfig({
-        notifications: { endpoints: [] },
+        reporting: { bugsnag: {} },
         auth: null,
         health: { storagedriver: { enabled: true } },
       });
-      assert.deepEqual([...c.ignored].sort(), ['auth', 'health', 'notifications']);
+      assert.deepEqual([...c.ignored].sort(), ['auth', 'health', 'reporting']);
+    });
+
+    it("takes notification endpoints with Distribution's keys and defaults, and names a bad one", function () {
+      const c = resolveConfig({
+        notifications: {
+          endpoints: [
+            {
+              name: 'ci',
+              url: 'http://hooks.example/registry',
+              headers: { Authorization: ['Bearer x'] },
+              timeout: '500ms',
+              threshold: 5,
+              backoff: '1s',
+              ignoredmediatypes: ['application/octet-stream'],
+              ignore: { actions: ['pull'] },
+            },
+          ],
+          events: { includereferences: true },
+        },
+      });
+      const [e] = c.notifications?.endpoints ?? [];
+      assert.equal(e?.name, 'ci');
+      assert.equal(e?.timeout, 500);
+      assert.equal(e?.backoff, 1_000);
+      assert.equal(e?.disabled, false);
+      assert.deepEqual(e?.ignore, { mediatypes: [], actions: ['pull'] });
+      assert.deepEqual(c.ignored, ['notifications.events'], 'includereferences is reported as ignored');
+      assert.throws(
+        () => resolveConfig({ notifications: { endpoints: [{ name: 'x', url: 'ftp://nope' }] } }),
+        /notifications\.endpoints\.0\.url/,
+      );
+      assert.throws(
+        () =>
+          resolveConfig({
+            notifications: {
+              endpoints: [
+                { name: 'x', url: 'http://a' },
+                { name: 'x', url: 'http://b' },
+              ],
+            },
+          }),
+        /used twice/,
+      );
+      assert.throws(
+        () =>
+          resolveConfig({
+            notifications: { endpoints: [{ name: 'x', url: 'http://a', ignore: { actions: ['fetch'] } }] },
+          }),
+        /ignore\.actions/,
+      );
     });
 
     it('rejects two storage drivers with a message naming the storage field', function () {
@@ -383,10 +442,10 @@ describe('config/load', function () {
     });
 
     it('notes the sections it ignores', async function () {
-      const path = await file('ignored.yml', 'notifications:\n  endpoints: []\n');
+      const path = await file('ignored.yml', 'middleware:\n  registry: []\n');
       const r = await runCli(['verify', path]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /note: notifications is not supported/);
+      assert.match(r.stdout, /note: middleware is not supported/);
     });
 
     it('exits 1 on a bad file and names the bad field on stderr', async function () {

@@ -2,9 +2,11 @@
 import { RegistryError, type ErrorCode } from '../../oci/errors.js';
 import { digestOrUndefined, parseDigest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
+import type { BlobDescriptor } from '../../storage/blobs.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
 import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
+import { recordEvent } from '../events.js';
 import { sendFile } from '../send-file.js';
 
 /** What storage throws for something a repository does not hold. */
@@ -16,6 +18,11 @@ export async function explainMissing(repo: Repository, err: unknown): Promise<ne
     throw new RegistryError('NAME_UNKNOWN', { detail: { name: repo.name } });
   }
   throw err;
+}
+
+/** A blob descriptor's fields as an event target has them. */
+function descriptorOf(desc: BlobDescriptor): { digest: string; mediaType: string; size: number } {
+  return { digest: desc.digest.value, mediaType: desc.mediaType, size: desc.size };
 }
 
 export function writable(deps: RegistryDeps): void {
@@ -59,6 +66,7 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     if (range !== undefined) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${desc.size}`);
     ctx.set('Content-Length', String(length));
     if (ctx.method === 'HEAD') return;
+    recordEvent(deps, ctx, 'pull', { repository: name, ...descriptorOf(desc), url: urls.blob(name, digest.value) });
     const file = length > 0 ? await storage.blobs.openFile(digest) : undefined;
     if (file !== undefined) {
       // Past this point Koa leaves the response to sendFile; its status and headers are already set.
@@ -82,6 +90,7 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     await repo.blobs.unlink(digest).catch((err: unknown) => explainMissing(repo, err));
     ctx.set('Docker-Content-Digest', digest.value);
     emptyBody(ctx, 202);
+    recordEvent(deps, ctx, 'delete', { repository: name, digest: digest.value, url: urls.blob(name, digest.value) });
   }
 
   function sessionHeaders(ctx: Ctx, name: string, id: string, size: number): void {
@@ -106,9 +115,15 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       const from = queryString(ctx.query['from']);
       if (digest !== undefined && from !== undefined && from !== name && isValidName(from)) {
         try {
-          await storage.repository(from).statter.stat(digest);
+          const desc = await storage.repository(from).statter.stat(digest);
           await repo.blobs.link(digest);
           created(ctx, name, digest.value);
+          recordEvent(deps, ctx, 'mount', {
+            repository: name,
+            ...descriptorOf(desc),
+            url: urls.blob(name, digest.value),
+            fromRepository: from,
+          });
           return;
         } catch (err) {
           if (!(err instanceof RegistryError && err.code === 'BLOB_UNKNOWN')) throw err;
@@ -120,14 +135,16 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     if (monolithic !== undefined) {
       const digest = parseDigest(monolithic);
       const session = await repo.uploads.create();
+      let desc: BlobDescriptor;
       try {
         const length = contentLength(ctx.req);
-        await repo.uploads.commit(session.id, digest, ctx.req, length === undefined ? {} : { length });
+        desc = await repo.uploads.commit(session.id, digest, ctx.req, length === undefined ? {} : { length });
       } catch (err) {
         await repo.uploads.cancel(session.id).catch(() => undefined);
         throw err;
       }
       created(ctx, name, digest.value);
+      recordEvent(deps, ctx, 'push', { repository: name, ...descriptorOf(desc), url: urls.blob(name, digest.value) });
       return;
     }
     const session = await repo.uploads.create();
@@ -158,17 +175,19 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     writable(deps);
     const digest = requireDigest(ctx.query['digest']);
     const uploads = storage.repository(name).uploads;
+    let desc: BlobDescriptor;
     if (hasBody(ctx.req)) {
       const range = parseContentRange(ctx.get('Content-Range') || undefined);
       const length = contentLength(ctx.req);
-      await uploads.commit(id, digest, ctx.req, {
+      desc = await uploads.commit(id, digest, ctx.req, {
         ...(range === undefined ? {} : { range }),
         ...(length === undefined ? {} : { length }),
       });
     } else {
-      await uploads.commit(id, digest);
+      desc = await uploads.commit(id, digest);
     }
     created(ctx, name, digest.value);
+    recordEvent(deps, ctx, 'push', { repository: name, ...descriptorOf(desc), url: urls.blob(name, digest.value) });
   }
 
   async function cancelUpload(ctx: Ctx, name: string, id: string): Promise<void> {

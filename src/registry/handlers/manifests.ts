@@ -5,6 +5,7 @@ import { accepts, MAX_MANIFEST_BYTES } from '../../oci/manifest.js';
 import { checkTag, isValidTag } from '../../oci/names.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
+import { recordEvent } from '../events.js';
 import { noneMatch, readBody } from '../http.js';
 import { explainMissing, writable } from './blobs.js';
 
@@ -53,6 +54,16 @@ export function manifestHandlers(deps: RegistryDeps, urls: Urls) {
     ctx.status = 200;
     ctx.body = manifest.content;
     ctx.type = manifest.mediaType;
+    if (ctx.method === 'GET') {
+      recordEvent(deps, ctx, 'pull', {
+        repository: name,
+        digest: manifest.digest.value,
+        mediaType: manifest.mediaType,
+        size: manifest.content.length,
+        url: urls.manifest(name, manifest.digest.value),
+        ...('tag' in ref ? { tag: ref.tag } : {}),
+      });
+    }
   }
 
   async function putManifest(ctx: Ctx, name: string, param: string): Promise<void> {
@@ -65,6 +76,14 @@ export function manifestHandlers(deps: RegistryDeps, urls: Urls) {
     ctx.set('Docker-Content-Digest', result.digest.value);
     if (result.subject !== undefined) ctx.set('OCI-Subject', result.subject.digest.value);
     emptyBody(ctx, 201);
+    recordEvent(deps, ctx, 'push', {
+      repository: name,
+      digest: result.digest.value,
+      mediaType: result.mediaType,
+      size: body.length,
+      url: urls.manifest(name, result.digest.value),
+      ...('tag' in ref ? { tag: ref.tag } : {}),
+    });
   }
 
   async function deleteManifest(ctx: Ctx, name: string, param: string): Promise<void> {
@@ -77,6 +96,15 @@ export function manifestHandlers(deps: RegistryDeps, urls: Urls) {
     const op = 'tag' in ref ? repo.tags.untag(ref.tag) : repo.manifests.delete(ref.digest);
     await op.catch((err: unknown) => explainMissing(repo, err));
     emptyBody(ctx, 202);
+    // Distribution's shapes: a manifest deleted by digest names the digest; an untag names the tag.
+    recordEvent(
+      deps,
+      ctx,
+      'delete',
+      'tag' in ref
+        ? { repository: name, digest: '', tag: ref.tag, url: urls.manifest(name, ref.tag) }
+        : { repository: name, digest: ref.digest.value, url: urls.manifest(name, ref.digest.value) },
+    );
   }
 
   return { getManifest, putManifest, deleteManifest };
