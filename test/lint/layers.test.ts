@@ -30,6 +30,7 @@ describe('layer lint rule', function () {
     ['src/storage/drivers/inmemory/probe.ts', "import { paths } from '../../paths.js';"],
     ['src/oci/probe.ts', "import { RegistryStorage } from '../storage/registry.js';"],
     ['src/metrics/probe.ts', "import { createMetrics } from '../registry/metrics.js';"],
+    ['src/notifications/probe.ts', "import { RegistryStorage } from '../storage/registry.js';"],
   ];
   for (const [file, code] of upward) {
     it(`fails an upward import: ${file} ${code}`, async () => {
