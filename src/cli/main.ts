@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The one entry point: `berth serve [--config FILE]`, `berth operator`, `berth verify FILE`.
+import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -18,8 +19,8 @@ const USAGE = `usage:
  * Makes sure this process started with V8's `flags` and a thread pool of `threads`: V8 reads its heap settings when
  * the VM starts (Node documents setting flags later as unreliable), and libuv sizes its pool on first use. So the
  * process replaces itself once (execve: the same pid, signals and parent) with one started with both. A pool size
- * already in the environment is the operator's choice and stays. Only a Node without process.execve (before 22.15)
- * falls back to setting the flags late, with the default pool.
+ * already in the environment is the operator's choice and stays. Only a Node without process.execve (before 22.15),
+ * or one that does not know its own path, falls back to setting the flags late, with the default pool.
  */
 function restartWith(flags: readonly string[], threads: number | undefined): void {
   const missing = flags.filter((flag) => !process.execArgv.includes(flag));
@@ -28,8 +29,10 @@ function restartWith(flags: readonly string[], threads: number | undefined): voi
       ? {}
       : { UV_THREADPOOL_SIZE: String(threads) };
   if (missing.length === 0 && Object.keys(pool).length === 0) return;
-  if (typeof process.execve === 'function' && process.env['BERTH_EXECED'] === undefined) {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...missing, ...process.argv.slice(1)], {
+  // Without /proc (a bare chroot) Node knows its own path only as `node`, and a failed execve ends the process.
+  const execve = isAbsolute(process.execPath) ? process.execve : undefined;
+  if (execve !== undefined && process.env['BERTH_EXECED'] === undefined) {
+    execve(process.execPath, [process.execPath, ...process.execArgv, ...missing, ...process.argv.slice(1)], {
       ...process.env,
       ...pool,
       BERTH_EXECED: '1',
