@@ -65,6 +65,30 @@ function registryYaml(name: string, spec: string, namespace = NS): string {
     .join('\n')}\n`;
 }
 
+/** The chart's rbac.yaml as helm renders it, bound also to `user`, with more `--set` values. */
+async function renderRbac(release: string, user: string, sets: readonly string[] = []) {
+  return runCommand(
+    join(TOOLS_BIN, 'helm'),
+    [
+      'template',
+      release,
+      join(REPO_ROOT, 'charts', 'berth'),
+      '-n',
+      OPERATOR_NAMESPACE,
+      '--show-only',
+      'templates/rbac.yaml',
+      ...sets.flatMap((set) => ['--set', set]),
+      '--set',
+      'rbac.extraSubjects[0].kind=User',
+      '--set',
+      `rbac.extraSubjects[0].name=${user}`,
+      '--set',
+      'rbac.extraSubjects[0].apiGroup=rbac.authorization.k8s.io',
+    ],
+    { timeoutMs: 60_000 },
+  );
+}
+
 describe('operator against a real API server @integration', function () {
   this.timeout(120_000);
   let cluster: KubeCluster;
@@ -716,25 +740,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
   });
 
   it('reconciles every kind of object with nothing but the rules in charts/berth/templates/rbac.yaml', async () => {
-    const rendered = await runCommand(
-      join(TOOLS_BIN, 'helm'),
-      [
-        'template',
-        'berth',
-        join(REPO_ROOT, 'charts', 'berth'),
-        '-n',
-        OPERATOR_NAMESPACE,
-        '--show-only',
-        'templates/rbac.yaml',
-        '--set',
-        'rbac.extraSubjects[0].kind=User',
-        '--set',
-        'rbac.extraSubjects[0].name=berth-operator-test',
-        '--set',
-        'rbac.extraSubjects[0].apiGroup=rbac.authorization.k8s.io',
-      ],
-      { timeoutMs: 60_000 },
-    );
+    const rendered = await renderRbac('berth', 'berth-operator-test');
     assert.equal(rendered.code, 0, rendered.stderr);
     await kubectlOk(cluster, ['apply', '-f', '-'], rendered.stdout);
     const kubeconfig = await cluster.userKubeconfig('berth-operator-test', []);
@@ -808,27 +814,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
     const [inside, outside] = ['ns-a', 'ns-b'];
     for (const ns of [inside, outside]) await ensureNamespace(cluster, ns);
     const user = 'berth-operator-namespaced';
-    const rendered = await runCommand(
-      join(TOOLS_BIN, 'helm'),
-      [
-        'template',
-        'berth-ns',
-        join(REPO_ROOT, 'charts', 'berth'),
-        '-n',
-        OPERATOR_NAMESPACE,
-        '--show-only',
-        'templates/rbac.yaml',
-        '--set',
-        `watchNamespaces={${inside}}`,
-        '--set',
-        'rbac.extraSubjects[0].kind=User',
-        '--set',
-        `rbac.extraSubjects[0].name=${user}`,
-        '--set',
-        'rbac.extraSubjects[0].apiGroup=rbac.authorization.k8s.io',
-      ],
-      { timeoutMs: 60_000 },
-    );
+    const rendered = await renderRbac('berth-ns', user, [`watchNamespaces={${inside}}`]);
     assert.equal(rendered.code, 0, rendered.stderr);
     assert.doesNotMatch(rendered.stdout, /namespace: ns-b/);
     await kubectlOk(cluster, ['apply', '-f', '-'], rendered.stdout);
