@@ -51,7 +51,10 @@ export class Endpoint {
     );
     this.#ignoredTypes = new Set([...config.ignoredmediatypes, ...config.ignore.mediatypes]);
     this.#ignoredActions = new Set(config.ignore.actions);
-    this.#metrics.queue.set({ endpoint: this.name }, 0);
+    // Every series exists from the start, at 0: a dashboard shows "none dropped", not "no data".
+    const labels = { endpoint: this.name };
+    for (const counter of [metrics.events, metrics.sent, metrics.failed, metrics.dropped]) counter.inc(labels, 0);
+    this.#metrics.queue.set(labels, 0);
     this.#sender = this.#send();
   }
 

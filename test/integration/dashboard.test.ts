@@ -78,6 +78,8 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
     berth = await startInProcess({
       storage: { cache: { blobdescriptor: 'redis', twotier: true } },
       redis: { addrs: [redis.addr] },
+      // A receiver that is down: its events fail, wait in the queue and are counted.
+      notifications: { endpoints: [{ name: 'down', url: 'http://127.0.0.1:1/events', timeout: '200ms' }] },
     });
     for (const [job, config] of Object.entries(ratioConfigs(redis.addr)))
       ratioBerths.set(job, await startInProcess(config));
@@ -158,6 +160,7 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
       'HTTP latency (p99) by route',
       'Requests per second',
       'Process memory and CPU',
+      'Notifications: sent, failed, dropped and queued by endpoint',
     ]);
     for (const panel of dashboard.panels) {
       for (const target of panel.targets) {
