@@ -10,7 +10,7 @@ tools="$root/.tools"
 step() { printf '[tools] %s\n' "$*" >&2; }
 
 # --- Prerequisites ----------------------------------------------------------------------------
-apt_pkgs=(skopeo umoci redis-server docker-registry apache2-utils prometheus etcd-server unzip ca-certificates)
+apt_pkgs=(skopeo umoci redis-server docker-registry apache2-utils prometheus etcd-server unzip ca-certificates containerd runc containernetworking-plugins iptables iproute2 conntrack gcc libc6-dev busybox-static buildah debootstrap)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -85,7 +85,7 @@ if ((${#missing[@]})); then
   fi
   # Under systemd the services are also enabled for the next boot: disable those of the packages just installed.
   if command -v systemctl >/dev/null 2>&1; then
-    for pkg_unit in docker-registry:docker-registry etcd-server:etcd; do
+    for pkg_unit in docker-registry:docker-registry etcd-server:etcd containerd:containerd; do
       [[ " ${missing[*]} " == *" ${pkg_unit%%:*} "* ]] || continue
       $sudo systemctl disable --now "${pkg_unit#*:}" >/dev/null 2>&1 || true
     done
@@ -125,41 +125,60 @@ go_build_test_binary oci-conformance \
   github.com/opencontainers/distribution-spec/conformance@v0.0.0-20231101194043-f2182352d4cc \
   github.com/opencontainers/distribution-spec/conformance
 
-# kube-apiserver for the operator tests. k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces
-# every k8s.io staging module with a local folder. This builds it from a small go.mod that requires it and pins each
-# of those staging modules (read from its own go.mod) to the matching v0.x release.
-build_kube_apiserver() {
-  local version=v1.36.3 out="$tools/bin/kube-apiserver" stamp="$tools/bin/kube-apiserver.version"
-  if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version+version" ]; then step "kube-apiserver: cached ($version)"; return; fi
-  step "kube-apiserver: building k8s.io/kubernetes $version (first time only: several minutes on 2 cores)"
-  local dir="$tools/src/kube-apiserver" staging="v0.${version#v1.}"
+# The Kubernetes binaries: kube-apiserver for the operator tests, and the rest of a node for the @e2e tests.
+# k8s.io/kubernetes is not meant to be required as a module: its go.mod replaces every k8s.io staging module with a
+# local folder. This builds from a small go.mod that requires it and pins each of those staging modules (read from its
+# own go.mod) to the matching v0.x release. Each binary is cached with its own stamp ("<version>+version").
+build_kube_binaries() { # cmd names under k8s.io/kubernetes/cmd/
+  local version=v1.36.3 name todo=()
+  for name in "$@"; do
+    if [ -x "$tools/bin/$name" ] && [ "$(cat "$tools/bin/$name.version" 2>/dev/null)" = "$version+version" ]; then
+      step "$name: cached ($version)"
+    else
+      todo+=("$name")
+    fi
+  done
+  ((${#todo[@]})) || return 0
+  step "${todo[*]}: building k8s.io/kubernetes $version (first time only: several minutes on 2 cores)"
+  local dir="$tools/src/kubernetes" staging="v0.${version#v1.}"
   rm -rf "$dir" && mkdir -p "$dir"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
   {
-    printf 'module berth.tools/kube-apiserver\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$version"
+    printf 'module berth.tools/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$version"
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => \./staging/src/k8s.io/.*#\t\1 => \1 '"$staging"'#p' "$gomod"
     printf ')\n'
   } >"$dir/go.mod"
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >"$dir/tools.go"
-  step "kube-apiserver: resolving modules"
+  {
+    printf 'package tools\n\nimport (\n'
+    for name in "${todo[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$name"; done
+    printf ')\n'
+  } >"$dir/tools.go"
+  step "kubernetes: resolving modules"
   (cd "$dir" && go mod tidy 2>&1 | grep -v '^go: downloading' | sed 's/^/[tools]   /' >&2 || true)
-  step "kube-apiserver: compiling (progress: one line per 60 s)"
-  (while sleep 60; do step "kube-apiserver: still compiling..."; done) &
-  local ticker=$!
-  local rc=0
-  # Without these the server reports v0.0.0-master, which kubectl and clients can't parse as a version.
+  # Without these the binaries report v0.0.0-master, which kubectl, clients and the kubelet's registration can't parse.
   local minor=${version#v1.}
   minor=${minor%%.*}
   local pkg=k8s.io/component-base/version
-  (cd "$dir" && go build -ldflags "-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
-     -o "$out.new" k8s.io/kubernetes/cmd/kube-apiserver && mv -f "$out.new" "$out") || rc=$?
-  kill "$ticker" 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then step "kube-apiserver: build failed"; return "$rc"; fi
-  echo "$version+version" >"$stamp"
-  step "kube-apiserver: built -> $out"
+  local ldflags="-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  for name in "${todo[@]}"; do
+    local out="$tools/bin/$name" rc=0
+    step "$name: compiling (progress: one line per 60 s)"
+    (while sleep 60; do step "$name: still compiling..."; done) &
+    local ticker=$!
+    (cd "$dir" && go build -ldflags "$ldflags" -o "$out.new" "k8s.io/kubernetes/cmd/$name" && mv -f "$out.new" "$out") || rc=$?
+    kill "$ticker" 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then step "$name: build failed"; return "$rc"; fi
+    echo "$version+version" >"$out.version"
+    step "$name: built -> $out"
+  done
 }
-build_kube_apiserver
+build_kube_binaries kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+
+# local-path-provisioner: the node's default StorageClass, run as a plain process with a kubeconfig.
+go_install_binary local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30
+# CoreDNS: the node's cluster DNS (Service names), run as a plain process with a kubeconfig.
+go_install_binary coredns github.com/coredns/coredns@v1.14.7
 
 # slowfs: the FUSE volume with added latency and hangs that storage tests mount, built from test/tools/slowfs and
 # rebuilt whenever its sources change.
@@ -198,4 +217,6 @@ install_kubectl_helm
 if [ "${1:-}" = "--bench" ]; then
   go_install_binary registry-v3 github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 fi
+# Berth's image from the Dockerfile, on a local Debian + Node 24 base (scripts/build-image.sh; cached under .tools/images).
+bash "$root/scripts/build-image.sh"
 step "done"

@@ -1,5 +1,6 @@
 // A real etcd and kube-apiserver on loopback for operator integration tests, envtest-style: no kubelet, scheduler or
-// controller-manager, so objects are stored and served but nothing runs them. Certificates come from the openssl CLI.
+// controller-manager, so objects are stored and served but nothing runs them (node.ts adds a node, with the `node`
+// option). Certificates come from the openssl CLI.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPair, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -34,6 +35,24 @@ export interface KubectlResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/**
+ * A cluster with a node (see node.ts): the API server stays on loopback here, while its advertised address, its
+ * Service CIDR and its way to kubelets, webhooks and Services belong to the node's network namespace.
+ */
+export interface NodeNetworkOptions {
+  /** The node's address: the `kubernetes` Service's endpoint, and a name in the serving certificate. */
+  readonly advertiseAddress: string;
+  readonly serviceCidr: string;
+  /** The `kubernetes` Service's ClusterIP (the first address of serviceCidr), also in the serving certificate. */
+  readonly kubernetesServiceIp: string;
+  /** A Unix socket that answers HTTP CONNECT inside the node's network: the API server's egress to the cluster. */
+  readonly egressSocket: string;
+}
+
+export interface KubeClusterOptions {
+  readonly node?: NodeNetworkOptions;
 }
 
 export interface KubeCluster {
@@ -84,7 +103,7 @@ function trackChild(child: ChildProcess): void {
   child.once('exit', () => live.delete(child));
 }
 
-class Log {
+export class Log {
   #text = '';
   append(chunk: string): void {
     this.#text += chunk;
@@ -98,7 +117,7 @@ class Log {
   }
 }
 
-interface Running {
+export interface Running {
   readonly name: string;
   readonly child: ChildProcess;
   /** Resolves with a description of how the process ended. */
@@ -110,7 +129,7 @@ interface Running {
  * Spawns a server with PR_SET_PDEATHSIG (through setpriv), so the kernel kills it should this process die without
  * running its exit handlers (SIGKILL, a crash).
  */
-function launch(name: string, file: string, args: readonly string[], cwd: string, log: Log): Running {
+export function launch(name: string, file: string, args: readonly string[], cwd: string, log: Log): Running {
   const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', file, ...args], {
     cwd,
     // Nothing from the caller's environment (ETCD_*, KUBECONFIG) leaks in.
@@ -136,7 +155,7 @@ function launch(name: string, file: string, args: readonly string[], cwd: string
 }
 
 /** SIGTERM, SIGKILL after `graceMs`, and wait for the exit. */
-async function stopProcess(running: Running, graceMs: number): Promise<void> {
+export async function stopProcess(running: Running, graceMs: number): Promise<void> {
   if (running.hasExited()) return;
   running.child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
@@ -151,13 +170,13 @@ async function stopProcess(running: Running, graceMs: number): Promise<void> {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Polls `probe` (null: ready; a string: why not) until it says ready. Fails early, with the output, if the process
  * exits, and after `timeoutMs` with the last reason.
  */
-async function waitReady(
+export async function waitReady(
   running: Running,
   log: Log,
   probe: () => Promise<string | null>,
@@ -183,7 +202,7 @@ async function waitReady(
 // ---------------------------------------------------------------------------------------------------------------
 // Certificates and kubeconfigs
 
-const OPENSSL_CONFIG = `[req]
+const openSslConfig = (sans: readonly string[]): string => `[req]
 distinguished_name = dn
 prompt = no
 [dn]
@@ -196,7 +215,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = ${['IP:127.0.0.1', 'DNS:localhost', ...sans].join(',')}
 authorityKeyIdentifier = keyid
 [client]
 basicConstraints = critical,CA:FALSE
@@ -226,9 +245,10 @@ function subject(commonName: string, organizations: readonly string[]): string {
   return [...organizations.map((o) => `/O=${escape(o)}`), `/CN=${escape(commonName)}`].join('');
 }
 
-async function makeCa(dir: string): Promise<Pki> {
+/** `sans`: names of the API server's certificate beyond loopback. */
+async function makeCa(dir: string, sans: readonly string[]): Promise<Pki> {
   const config = join(dir, 'openssl.cnf');
-  await writeFile(config, OPENSSL_CONFIG);
+  await writeFile(config, openSslConfig(sans));
   const pki: Pki = { dir, config, caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key') };
   await openssl(pki, [
     'req',
@@ -254,7 +274,7 @@ async function makeCa(dir: string): Promise<Pki> {
   return pki;
 }
 
-/** A key and a CA-signed certificate at `<base>.key` / `<base>.crt`; `profile` is a section of OPENSSL_CONFIG. */
+/** A key and a CA-signed certificate at `<base>.key` / `<base>.crt`; `profile` is a section of openSslConfig. */
 async function issue(pki: Pki, base: string, subj: string, profile: 'server' | 'client'): Promise<void> {
   const csr = `${base}.csr`;
   await openssl(pki, [
@@ -412,35 +432,70 @@ function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
   ];
 }
 
-function apiServerArgs(dir: string, etcdPort: number, port: number): string[] {
-  return [
+function apiServerArgs(dir: string, etcdPort: number, port: number, node?: NodeNetworkOptions): string[] {
+  const common = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--secure-port=${port}`,
     '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
     `--cert-dir=${join(dir, 'apiserver-certs')}`,
     `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
     `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
     `--client-ca-file=${join(dir, 'ca.crt')}`,
     '--anonymous-auth=false',
-    '--authorization-mode=RBAC',
     `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
     `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-    '--service-cluster-ip-range=10.96.0.0/12',
-    // No controller-manager creates the default service accounts that this plugin would require of every pod.
-    '--disable-admission-plugins=ServiceAccount',
-    // A loopback address is not a valid endpoint for the "kubernetes" service: nothing to reconcile.
-    '--endpoint-reconciler-type=none',
     '--enable-priority-and-fairness=false',
     '--allow-privileged=true',
     '--profiling=false',
     '--v=0',
   ];
+  if (node === undefined) {
+    return [
+      ...common,
+      '--advertise-address=127.0.0.1',
+      '--authorization-mode=RBAC',
+      '--service-cluster-ip-range=10.96.0.0/12',
+      // No controller-manager creates the default service accounts that this plugin would require of every pod.
+      '--disable-admission-plugins=ServiceAccount',
+      // A loopback address is not a valid endpoint for the "kubernetes" service: nothing to reconcile.
+      '--endpoint-reconciler-type=none',
+    ];
+  }
+  return [
+    ...common,
+    `--advertise-address=${node.advertiseAddress}`,
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--service-cluster-ip-range=${node.serviceCidr}`,
+    `--egress-selector-config-file=${join(dir, 'egress.yaml')}`,
+    // Logs, exec and port-forward: the admin identity (system:masters) may use the kubelet's API.
+    `--kubelet-client-certificate=${join(dir, 'admin.crt')}`,
+    `--kubelet-client-key=${join(dir, 'admin.key')}`,
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }
 
-/** Starts etcd and kube-apiserver on free loopback ports and waits until the API server is ready. */
-export async function startKubeCluster(): Promise<KubeCluster> {
+/** Sends the API server's traffic to the cluster (kubelets, webhooks, Services) through the node's CONNECT proxy. */
+function egressConfig(node: NodeNetworkOptions): string {
+  return stringify({
+    apiVersion: 'apiserver.k8s.io/v1beta1',
+    kind: 'EgressSelectorConfiguration',
+    egressSelections: [
+      {
+        name: 'cluster',
+        connection: { proxyProtocol: 'HTTPConnect', transport: { uds: { udsName: node.egressSocket } } },
+      },
+    ],
+  });
+}
+
+/**
+ * Starts etcd and kube-apiserver on free loopback ports and waits until the API server is ready. With `node`, the
+ * API server is set up for a cluster with a node (node.ts starts one).
+ */
+export async function startKubeCluster(options: KubeClusterOptions = {}): Promise<KubeCluster> {
+  const { node } = options;
   await Promise.all([requireTool(ETCD), requireTool(KUBE_APISERVER), requireTool(KUBECTL), requireTool('openssl')]);
   const dir = await tempDir('berth-kube-');
   const etcdLog = new Log();
@@ -458,7 +513,19 @@ export async function startKubeCluster(): Promise<KubeCluster> {
   };
 
   try {
-    const pki = await makeCa(dir);
+    const sans =
+      node === undefined
+        ? []
+        : [
+            `IP:${node.advertiseAddress}`,
+            `IP:${node.kubernetesServiceIp}`,
+            'DNS:kubernetes',
+            'DNS:kubernetes.default',
+            'DNS:kubernetes.default.svc',
+            'DNS:kubernetes.default.svc.cluster.local',
+          ];
+    const pki = await makeCa(dir, sans);
+    if (node !== undefined) await writeFile(join(dir, 'egress.yaml'), egressConfig(node));
     const [, , saKeys] = await Promise.all([
       issue(pki, join(dir, 'apiserver'), '/CN=berth-test-apiserver', 'server'),
       issue(pki, join(dir, 'admin'), subject(ADMIN_USER, ADMIN_GROUPS), 'client'),
@@ -496,7 +563,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     let port = 0;
     const startApi = async (): Promise<void> => {
       if (api !== undefined && !api.hasExited()) return;
-      api = launch('kube-apiserver', KUBE_APISERVER, apiServerArgs(dir, etcdPort, port), dir, apiLog);
+      api = launch('kube-apiserver', KUBE_APISERVER, apiServerArgs(dir, etcdPort, port, node), dir, apiLog);
       const running = api;
       await waitReady(
         running,
