@@ -209,4 +209,74 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
     assert.match(logs, /"route":"manifest","path":"\/v2\/app\/sleeper\/manifests\//);
     assert.match(logs, /"method":"GET","route":"blob","path":"\/v2\/app\/sleeper\/blobs\/sha256:/);
   });
+
+  it('comes back with its images when its pod is deleted (the PVC keeps them)', async function () {
+    const selector = 'app.kubernetes.io/instance=registry,app.kubernetes.io/component=registry';
+    const before = (
+      await kubectl(['get', 'pods', '-n', EXAMPLES, '-l', selector, '-o', 'jsonpath={.items[*].metadata.name}'])
+    ).trim();
+    assert.notEqual(before, '');
+    await kubectl(['delete', 'pod', '-n', EXAMPLES, before, '--wait=true']);
+    let after = '';
+    for (let i = 0; i < 120 && (after === '' || after === before); i++) {
+      if (i > 0) await sleep(1000);
+      after = (
+        await kubectl(['get', 'pods', '-n', EXAMPLES, '-l', selector, '-o', 'jsonpath={.items[*].metadata.name}'])
+      ).trim();
+    }
+    assert.ok(after !== '' && after !== before, `a new pod replaces ${before} (got ${after})`);
+    const waited = await live().cluster.kubectl([
+      'wait',
+      '--for=condition=Ready',
+      `pod/${after}`,
+      '-n',
+      EXAMPLES,
+      '--timeout=180s',
+    ]);
+    assert.equal(waited.code, 0, waited.stderr);
+    const clusterIp = await kubectl(['get', 'service', 'registry', '-n', EXAMPLES, '-o', 'jsonpath={.spec.clusterIP}']);
+    const inside = await live().exec('/bin/busybox', [
+      'wget',
+      '-q',
+      '-O',
+      '-',
+      '--header',
+      'Accept: application/vnd.oci.image.manifest.v1+json',
+      `http://${clusterIp}:5000/v2/app/sleeper/manifests/1`,
+    ]);
+    assert.equal(inside.code, 0, inside.stderr);
+    assert.match(inside.stdout, /"layers"/);
+  });
+
+  it('helm uninstall removes the operator; a deleted Registry’s objects go with the garbage collector, its PVC stays', async function () {
+    await helm(['uninstall', 'berth', '-n', SYSTEM, '--wait', '--timeout', '3m']);
+    let operators = 'x';
+    for (let i = 0; i < 120 && operators !== ''; i++) {
+      if (i > 0) await sleep(1000);
+      operators = (
+        await kubectl(['get', 'pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/component=operator', '-o', 'name'])
+      ).trim();
+    }
+    assert.equal(operators, '', 'the operator pods go');
+    // The CRD is not the release's to delete (helm keeps crds/), so the Registry is still there, now unmanaged.
+    await kubectl(['delete', 'registry', 'registry', '-n', EXAMPLES, '--wait=true']);
+    let left = 'x';
+    for (let i = 0; i < 120 && left !== ''; i++) {
+      if (i > 0) await sleep(1000);
+      left = (
+        await kubectl([
+          'get',
+          'deployments,services,configmaps',
+          '-n',
+          EXAMPLES,
+          '-l',
+          'app.kubernetes.io/instance=registry',
+          '-o',
+          'name',
+        ])
+      ).trim();
+    }
+    assert.equal(left, '', 'the controller-manager deletes what the Registry owned');
+    assert.equal(await kubectl(['get', 'pvc', '-n', EXAMPLES, '-o', 'jsonpath={.items[0].status.phase}']), 'Bound');
+  });
 });
