@@ -156,8 +156,18 @@ step "berth: buildah bud localhost/berth:$tag and :$build_tag (npm ci and tsc in
 build_opts=()
 npmrc="$out/build.npmrc"
 printf 'registry=%s\nfund=false\naudit=false\nupdate-notifier=false\n' "$(npm config get registry)" >"$npmrc"
+# npm's own setting first; inside an npm script run by the project's Node (node_modules/.bin first on PATH) npm looks
+# for its global npmrc beside that Node and may not see the machine's, so Node's and OpenSSL's CA settings and the
+# system bundle come next.
 cafile=$(npm config get cafile 2>/dev/null || true)
-if [ -n "$cafile" ] && [ "$cafile" != null ] && [ -f "$cafile" ]; then
+for candidate in "$cafile" "${NODE_EXTRA_CA_CERTS:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
+  if [ -n "$candidate" ] && [ "$candidate" != null ] && [ -f "$candidate" ]; then
+    cafile=$candidate
+    break
+  fi
+  cafile=
+done
+if [ -n "$cafile" ]; then
   printf 'cafile=/src/.build-ca.crt\n' >>"$npmrc"
   build_opts+=(-v "$cafile:/src/.build-ca.crt:ro")
 fi
