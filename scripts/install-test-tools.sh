@@ -179,6 +179,8 @@ build_kube_binaries kube-apiserver kube-controller-manager kube-scheduler kubele
 go_install_binary local-path-provisioner github.com/rancher/local-path-provisioner@v0.0.30
 # CoreDNS: the node's cluster DNS (Service names), run as a plain process with a kubeconfig.
 go_install_binary coredns github.com/coredns/coredns@v1.14.7
+# Prometheus with Kubernetes service discovery (Debian's is built without it), for the @e2e scrape of registry pods.
+go_install_binary prometheus github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
 
 # slowfs: the FUSE volume with added latency and hangs that storage tests mount, built from test/tools/slowfs and
 # rebuilt whenever its sources change.

@@ -2,7 +2,7 @@
 // from examples/ reaching Ready through real pod readiness, a push through its Service, and the node's containerd
 // pulling a pod's image from Berth.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT, TOOLS_BIN, removeDir, tempDir } from '../helpers/harness.js';
 import { runChecked, skopeo, skopeoContext } from '../helpers/images.js';
@@ -208,6 +208,81 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
     ]);
     assert.match(logs, /"route":"manifest","path":"\/v2\/app\/sleeper\/manifests\//);
     assert.match(logs, /"method":"GET","route":"blob","path":"\/v2\/app\/sleeper\/blobs\/sha256:/);
+  });
+
+  it('is scraped by Prometheus through kubernetes_sd_configs, and every dashboard query answers there', async function () {
+    const dir = join(work, 'prometheus');
+    await runChecked('mkdir', ['-p', join(dir, 'data')], { timeoutMs: 10_000 });
+    // Prometheus finds the registry pods through the API server, as on a cluster without prometheus-operator, and
+    // scrapes each pod's debug port (named `debug`, 5001) inside the node's network. Debian's Prometheus is built
+    // without Kubernetes discovery, so this is upstream's, built by the install script.
+    const config = [
+      'global: { scrape_interval: 1s, scrape_timeout: 1s }',
+      'scrape_configs:',
+      '  - job_name: berth-registries',
+      '    kubernetes_sd_configs:',
+      `      - { role: pod, kubeconfig_file: ${JSON.stringify(live().cluster.kubeconfig)} }`,
+      '    relabel_configs:',
+      '      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component, __meta_kubernetes_pod_container_port_name]',
+      '        regex: registry;debug',
+      '        action: keep',
+      '      - source_labels: [__meta_kubernetes_namespace]',
+      '        target_label: namespace',
+      '      - source_labels: [__meta_kubernetes_pod_name]',
+      '        target_label: pod',
+      '',
+    ].join('\n');
+    await writeFile(join(dir, 'prometheus.yml'), config);
+    const prometheus = live().start('prometheus', join(TOOLS_BIN, 'prometheus'), [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=${live().nodeIp}:9090`,
+      '--log.level=warn',
+    ]);
+    const forward = await live().forward(live().nodeIp, 9090);
+    try {
+      const query = async (promql: string): Promise<Array<{ metric: Record<string, string> }>> => {
+        const res = await fetch(`http://127.0.0.1:${forward.port}/api/v1/query?query=${encodeURIComponent(promql)}`);
+        const body = (await res.json()) as { status: string; error?: string; data?: { result: [] } };
+        assert.equal(body.status, 'success', `${promql}: ${body.error ?? ''}`);
+        return body.data?.result ?? [];
+      };
+      let up: Array<{ metric: Record<string, string> }> = [];
+      for (let i = 0; i < 60 && up.length === 0; i++) {
+        if (i > 0) await sleep(1000);
+        up = await query('up{job="berth-registries"} == 1').catch(() => []);
+      }
+      assert.equal(up.length, 1, `one registry pod up: ${JSON.stringify(up)}\n${prometheus.output()}`);
+      assert.equal(up[0]?.metric['namespace'], EXAMPLES);
+      const clusterIp = await kubectl([
+        'get',
+        'service',
+        'registry',
+        '-n',
+        EXAMPLES,
+        '-o',
+        'jsonpath={.spec.clusterIP}',
+      ]);
+      for (let i = 0; i < 5; i++) {
+        const r = await live().exec('/bin/busybox', ['wget', '-q', '-O', '/dev/null', `http://${clusterIp}:5000/v2/`]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      await sleep(3000);
+      const dashboard = JSON.parse(
+        await readFile(join(REPO_ROOT, 'charts', 'berth', 'dashboards', 'berth-registry.json'), 'utf8'),
+      ) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+      const busy = ['Requests per second', 'HTTP requests by route and code', 'Process memory and CPU'];
+      for (const panel of dashboard.panels) {
+        for (const target of panel.targets) {
+          const expr = target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$job', 'berth-registries');
+          const result = await query(expr);
+          if (busy.includes(panel.title)) assert.ok(result.length > 0, `panel "${panel.title}" has data: ${expr}`);
+        }
+      }
+    } finally {
+      await forward.close();
+      await prometheus.stop();
+    }
   });
 
   it('comes back with its images when its pod is deleted (the PVC keeps them)', async function () {
