@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { BUSYBOX_IMAGE, buildRootfsLayout, STORAGE_CLASS, startKubeNode, type KubeNode } from '../helpers/node.js';
+import {
+  BUSYBOX_IMAGE,
+  buildRootfsLayout,
+  STORAGE_CLASS,
+  startKubeNode,
+  type KubeNode,
+  kubectlOk,
+} from '../helpers/node.js';
 import { sleep } from '../helpers/kube.js';
 import { removeDir, tempDir } from '../helpers/harness.js';
 import { skopeo, skopeoContext } from '../helpers/images.js';
@@ -91,11 +98,7 @@ describe('a real Kubernetes node started by the harness @e2e @integration', func
     return node;
   };
 
-  const kubectl = async (args: readonly string[], input?: string): Promise<string> => {
-    const r = await live().cluster.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}\n${live().output()}`);
-    return r.stdout;
-  };
+  const kubectl = (args: readonly string[], input?: string): Promise<string> => kubectlOk(node, args, input);
 
   it('registers a Ready node with the default local-path StorageClass', async function () {
     assert.equal(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { REPO_ROOT, TOOLS_BIN, removeDir, tempDir } from '../helpers/harness.js';
 import { runChecked, skopeo, skopeoContext } from '../helpers/images.js';
 import { sleep } from '../helpers/kube.js';
-import { buildRootfsLayout, startKubeNode, type KubeNode } from '../helpers/node.js';
+import { buildRootfsLayout, startKubeNode, type KubeNode, kubectlOk } from '../helpers/node.js';
 
 const IMAGE_INFO = join(REPO_ROOT, '.tools', 'images', 'berth.json');
 const SYSTEM = 'berth-system';
@@ -54,11 +54,7 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
     return node;
   };
 
-  const kubectl = async (args: readonly string[], input?: string): Promise<string> => {
-    const r = await live().cluster.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}\n${live().output()}`);
-    return r.stdout;
-  };
+  const kubectl = (args: readonly string[], input?: string): Promise<string> => kubectlOk(node, args, input);
 
   const helm = async (args: readonly string[]): Promise<string> => {
     const r = await runChecked(join(TOOLS_BIN, 'helm'), ['--kubeconfig', live().cluster.kubeconfig, ...args], {

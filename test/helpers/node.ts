@@ -8,6 +8,7 @@
 // benchmarking range, and never leave the namespace: it has no default route. The API server stays on loopback here;
 // a relay inside the namespace serves it there on the same port, and it reaches the node (logs, exec, Services)
 // through an HTTP CONNECT proxy on a Unix socket, the way it would use konnectivity.
+import assert from 'node:assert/strict';
 import { chmod, copyFile, mkdir, readdir, readFile, readlink, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -684,6 +685,14 @@ function openForward(proxySocket: string, host: string, port: number): Promise<F
  * Starts a control plane and one node (root only), waits until the node is Ready and the local-path StorageClass is
  * served, and returns it. On failure everything started so far is stopped before the error is thrown.
  */
+/** kubectl against a node's cluster that must succeed: its stdout, or a failure with the node's recent output. */
+export async function kubectlOk(node: KubeNode | undefined, args: readonly string[], input?: string): Promise<string> {
+  assert.ok(node, 'the node did not start');
+  const r = await node.cluster.kubectl(args, input);
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}\n${node.output()}`);
+  return r.stdout;
+}
+
 export async function startKubeNode(): Promise<KubeNode> {
   if (process.getuid?.() !== 0) throw new Error('startKubeNode: the node needs root (namespaces, mounts, cgroups)');
   const tools = [
