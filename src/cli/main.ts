@@ -13,6 +13,8 @@ const USAGE = `usage:
   berth operator [--kubeconfig FILE] [--lease-namespace NS] [--identity ID] [--health-addr ADDR] [--no-leader-elect]
                                 run the Kubernetes operator (in-cluster config when no kubeconfig is given)
   berth verify FILE             check a configuration file and name every bad field
+  berth check URL [--repository NAME] [--timeout SECONDS]
+                                push a tiny image to the registry at URL and pull it back, checking every digest
 `;
 
 /**
@@ -154,6 +156,38 @@ async function verify(args: string[]): Promise<number> {
   return 0;
 }
 
+async function check(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      repository: { type: 'string', default: 'berth-check/probe' },
+      timeout: { type: 'string', default: '30' },
+    },
+  });
+  const url = positionals[0];
+  const seconds = Number(values.timeout);
+  if (url === undefined || positionals.length > 1 || !/^https?:\/\//.test(url) || !(seconds > 0)) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const { checkRegistry, isCheckFailure } = await import('./check.js');
+  try {
+    await checkRegistry({
+      url,
+      repository: values.repository,
+      timeoutMs: seconds * 1000,
+      say: (line) => process.stdout.write(`${line}\n`),
+    });
+  } catch (err) {
+    if (!isCheckFailure(err)) throw err;
+    process.stderr.write(`berth check: ${err.message}\n`);
+    return 1;
+  }
+  process.stdout.write(`${url}: ok\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -162,6 +196,8 @@ async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case 'verify':
         return await verify(rest);
+      case 'check':
+        return await check(rest);
       case 'operator':
         return await operator(rest);
       case undefined:

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
@@ -88,6 +89,70 @@ describe('charts/berth @integration', function () {
     const digest = `sha256:${'ab'.repeat(32)}`;
     const pinned = await env(['--set', 'image.tag=1.2.3', '--set', `image.digest=${digest}`]);
     assert.equal(pinned['BERTH_REGISTRY_IMAGE'], `ghcr.io/berth-dev/berth@${digest}`);
+  });
+
+  it('renders a helm test pod that runs berth check on the chart’s image against test.registry', async () => {
+    const docs = await render(['--set', 'image.tag=1.2.3', '--set', 'test.registry=http://reg.team-a:5000']);
+    const pod = docs.find((d) => d['kind'] === 'Pod') as Json;
+    assert.ok(pod, 'no test pod');
+    const meta = pod['metadata'] as Json;
+    assert.equal((meta['annotations'] as Json)['helm.sh/hook'], 'test');
+    // It must not look like an operator pod to the Deployment, the PDB or the Service.
+    assert.equal((meta['labels'] as Json)['app.kubernetes.io/component'], 'test');
+    const [c] = (pod['spec'] as Json)['containers'] as Json[];
+    assert.equal(c?.['image'], 'ghcr.io/berth-dev/berth:1.2.3');
+    assert.deepEqual(c?.['args'], ['check', 'http://reg.team-a:5000', '--repository', 'berth-check/probe']);
+    assert.ok(!(await render(['--set', 'test.registry='])).some((d) => d['kind'] === 'Pod'));
+    const bad = await helm(['template', 'berth', CHART, '--set', 'test.registry=reg.team-a:5000']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /test\.registry/);
+  });
+
+  it('ships a dashboard that Grafana’s sidecar loads and that type-checks as @grafana/schema’s Dashboard', async () => {
+    const docs = await render();
+    const map = docs.find((d) => d['kind'] === 'ConfigMap') as Json;
+    assert.equal(((map['metadata'] as Json)['labels'] as Json)['grafana_dashboard'], '1');
+    const [name, text] = Object.entries(map['data'] as Record<string, string>)[0] ?? [];
+    assert.match(name ?? '', /\.json$/, 'the sidecar loads keys ending in .json');
+    const dashboard = JSON.parse(text ?? '') as Json;
+    assert.equal(typeof dashboard['uid'], 'string');
+    // Grafana publishes its dashboard schema as TypeScript types in @grafana/schema. Assigning the JSON to that type
+    // as an object literal makes the compiler check every field's type and flag every field the schema lacks.
+    const file = join(REPO_ROOT, 'test', 'charts', '__dashboard_check__.ts');
+    const source = `import type { Dashboard } from '@grafana/schema';\nexport const dashboard: Dashboard = ${text ?? ''};\n`;
+    const options: ts.CompilerOptions = {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2023,
+      skipLibCheck: true,
+      types: [],
+    };
+    const host = ts.createCompilerHost(options);
+    const getSourceFile = host.getSourceFile.bind(host);
+    host.getSourceFile = (path, language, ...rest) =>
+      path === file ? ts.createSourceFile(path, source, language) : getSourceFile(path, language, ...rest);
+    const fileExists = host.fileExists.bind(host);
+    host.fileExists = (path) => path === file || fileExists(path);
+    const program = ts.createProgram([file], options, host);
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    assert.deepEqual(problems, []);
+    // The check can fail: a misspelled field is caught.
+    const misspelled = ts.createProgram([file], options, {
+      ...host,
+      getSourceFile: (path, language, ...rest) =>
+        path === file
+          ? ts.createSourceFile(path, source.replace('"schemaVersion"', '"schemaVersoin"'), language)
+          : getSourceFile(path, language, ...rest),
+    });
+    assert.match(
+      ts
+        .getPreEmitDiagnostics(misspelled)
+        .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+        .join('\n'),
+      /schemaVersoin/,
+    );
   });
 
   it('grants namespaced rights only through Roles in watchNamespaces, and tells the operator which', async () => {

@@ -10,10 +10,10 @@ import { pushImage, randomImage } from '../helpers/push.js';
 describe('berth CLI @integration', function () {
   this.timeout(60_000);
 
-  it('lists serve, operator and verify in its usage', async () => {
+  it('lists serve, operator, verify and check in its usage', async () => {
     const r = await runCommand(process.execPath, [CLI, 'help'], { timeoutMs: 30_000 });
     assert.equal(r.code, 0);
-    for (const command of ['berth serve', 'berth operator', 'berth verify'])
+    for (const command of ['berth serve', 'berth operator', 'berth verify', 'berth check'])
       assert.match(r.stdout, new RegExp(command));
   });
 
@@ -110,4 +110,57 @@ describe('berth CLI @integration', function () {
       }
     });
   }
+
+  describe('berth check', () => {
+    let dir: string;
+    let registry: ChildRegistry | undefined;
+
+    before(async () => {
+      dir = await tempDir('berth-check-');
+      registry = await spawnRegistry({
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir,
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+      });
+    });
+
+    after(async () => {
+      await registry?.stop();
+      await removeDir(dir);
+    });
+
+    it('pushes a tiny image, pulls it back byte for byte, deletes it, and exits 0', async () => {
+      assert.ok(registry);
+      const r = await runCommand(process.execPath, [CLI, 'check', registry.url, '--repository', 'probe/one'], {
+        timeoutMs: 30_000,
+      });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const pushed = /pushed probe\/one:(check-\d+) \((sha256:[0-9a-f]{64})\)/.exec(r.stdout);
+      assert.ok(pushed, r.stdout);
+      assert.match(r.stdout, /manifest, config and layer match/);
+      assert.match(r.stdout, /deleted the manifest/);
+      // The manifest it pushed is gone again (the registry really took the push and the delete).
+      const res = await fetch(`${registry.url}/v2/probe/one/manifests/${pushed[2] ?? ''}`, { method: 'HEAD' });
+      assert.equal(res.status, 404);
+    });
+
+    it('exits 1 with the failing step and the registry’s answer', async () => {
+      assert.ok(registry);
+      const r = await runCommand(process.execPath, [CLI, 'check', registry.url, '--repository', 'Not/Valid'], {
+        timeoutMs: 30_000,
+      });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /^berth check: start an upload: HTTP 400, expected 202: .*NAME_INVALID/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'a stack trace was printed');
+    });
+
+    it('exits 1 naming the address when nothing listens there', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const { port: free } = closed.address() as AddressInfo;
+      await new Promise<void>((resolve) => closed.close(() => resolve()));
+      const r = await runCommand(process.execPath, [CLI, 'check', `http://127.0.0.1:${free}`], { timeoutMs: 30_000 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`GET http://127.0.0.1:${free}/v2/: fetch failed: connect ECONNREFUSED`));
+    });
+  });
 });
