@@ -113,6 +113,9 @@ export function registryImage(registry: Registry, defaultImage: RegistryImage): 
   };
 }
 
+/** How long a stopping registry pod keeps serving before SIGTERM: the endpoint removal's trip to every node. */
+export const PRE_STOP_SECONDS = 5;
+
 function registryContainer(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Container {
   const { spec } = registry;
   const kind = storageKind(spec);
@@ -151,6 +154,10 @@ function registryContainer(registry: Registry, rendered: RenderedConfig, image: 
       failureThreshold: 2,
     },
     startupProbe: { httpGet: { path: '/healthz', port: 'debug' }, periodSeconds: 2, failureThreshold: 30 },
+    // A deleted pod leaves the Service's endpoints at once, but each node's kube-proxy (and each client's open
+    // connection) learns it a moment later. The pod keeps serving for those seconds, and only then gets SIGTERM and
+    // drains, so a rollout or a scale-down fails no request.
+    lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
     securityContext: {
       runAsNonRoot: true,
       readOnlyRootFilesystem: true,

@@ -54,6 +54,8 @@ export const PAUSE_IMAGE = 'berth.test/pause:1';
 /** Debian's static busybox as an image: sh, httpd, wget and the coreutils; the local-path helper pods run it. */
 export const BUSYBOX_IMAGE = 'berth.test/busybox:1';
 export const STORAGE_CLASS = 'local-path';
+/** A StorageClass whose volumes take ReadWriteMany: folders of one shared path, as an NFS class would give. */
+export const SHARED_STORAGE_CLASS = 'shared-path';
 
 const PATH_IN_NODE = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const HOLDER_READY_MS = 15_000;
@@ -109,6 +111,11 @@ export interface KubeNode {
    * the node's CONNECT proxy. Closed by close() or stop().
    */
   forward(host: string, port: number): Promise<Forward>;
+  /**
+   * The other way: makes a loopback port of this machine (a registry a test started) reachable inside the node's
+   * network as `<node IP>:<port>`, through a Unix socket relay; returns that address. stop() ends it.
+   */
+  exposeHost(port: number): Promise<string>;
   /** The tail of every component's output, for failure messages. */
   output(): string;
   /**
@@ -271,6 +278,30 @@ export async function buildRootfsLayout(
   }
   await runChecked(umoci, ['gc', '--layout', layout], opts);
   return layout;
+}
+
+/**
+ * The entries for a dynamically linked Debian program: the file behind `path` (symbolic links followed, and kept as
+ * links in the image, since some programs pick their mode by name) and every library `ldd` names, with the loader.
+ */
+export async function debianProgramEntries(path: string): Promise<RootfsEntry[]> {
+  const entries: RootfsEntry[] = [];
+  let current = path;
+  for (let hops = 0; hops < 8; hops++) {
+    const target = await readlink(current).catch(() => undefined);
+    if (target === undefined) break;
+    const next = target.startsWith('/') ? target : join(current, '..', target);
+    entries.push({ path: current.slice(1), source: { link: target } });
+    current = next;
+  }
+  entries.push({ path: current.slice(1), source: current });
+  const ldd = await runChecked(await requireTool('ldd'), [current], { timeoutMs: COMMAND_MS });
+  for (const line of ldd.stdout.split('\n')) {
+    // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+    const lib = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line)?.[1];
+    if (lib !== undefined) entries.push({ path: lib.slice(1), source: lib });
+  }
+  return entries;
 }
 
 const BUSYBOX_APPLETS = [
@@ -440,8 +471,15 @@ function localPathManifests(dataDir: string): string {
       kind: 'ConfigMap',
       metadata: { name: 'local-path-config', namespace: 'local-path-storage' },
       data: {
+        // Two classes: local-path (the default, ReadWriteOnce, node-local as on most clusters), and shared-path,
+        // whose volumes are folders of one shared path and so take ReadWriteMany, as NFS, EFS or CephFS do.
         'config.json': JSON.stringify({
-          nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: [dataDir] }],
+          storageClassConfigs: {
+            [STORAGE_CLASS]: {
+              nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: [join(dataDir, 'local')] }],
+            },
+            [SHARED_STORAGE_CLASS]: { sharedFileSystemPath: join(dataDir, 'shared') },
+          },
         }),
         setup: '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
         teardown: '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
@@ -462,6 +500,14 @@ function localPathManifests(dataDir: string): string {
       },
       provisioner: 'rancher.io/local-path',
       volumeBindingMode: 'WaitForFirstConsumer',
+      reclaimPolicy: 'Delete',
+    },
+    {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: SHARED_STORAGE_CLASS },
+      provisioner: 'rancher.io/local-path',
+      volumeBindingMode: 'Immediate',
       reclaimPolicy: 'Delete',
     },
   ];
@@ -1093,6 +1139,34 @@ export async function startKubeNode(): Promise<KubeNode> {
         };
         forwards.add(tracked);
         return tracked;
+      },
+      exposeHost: async (hostPort) => {
+        const name = `expose-${hostPort}`;
+        const socket = join(dir, `${name}.sock`);
+        const host = launch(
+          `${name} (host)`,
+          process.execPath,
+          [relay, 'forward', `unix:${socket}`, `tcp:127.0.0.1:${hostPort}`],
+          dir,
+          logOf(name),
+        );
+        processes.push(host);
+        await waitReady(host, logOf(name), async () => ((await exists(socket)) ? null : 'starting'), 15_000);
+        const address = `${NODE_NETWORK.nodeIp}:${hostPort}`;
+        const inside = launchInNode(`${name} (node)`, process.execPath, [
+          relay,
+          'forward',
+          `tcp:${address}`,
+          `unix:${socket}`,
+        ]);
+        const probe = ['nc', '-z', '-w', '1', NODE_NETWORK.nodeIp, String(hostPort)];
+        await waitReady(
+          inside,
+          logOf(name),
+          async () => ((await exec(BUSYBOX, probe)).code === 0 ? null : 'not listening yet'),
+          15_000,
+        );
+        return address;
       },
       output,
       stop,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { KubernetesObject, V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import type { RegistrySpec } from '../../src/operator/api/types.js';
 import {
+  PRE_STOP_SECONDS,
   buildHttpSecret,
   buildOwnedObjects,
   describeBackends,
@@ -400,6 +401,14 @@ describe('operator/builders', function () {
       assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'debug' });
       assert.deepEqual(c.startupProbe?.httpGet, { path: '/healthz', port: 'debug' });
       assert.equal(c.ports?.find((p) => p.name === 'debug')?.containerPort, DEBUG_PORT);
+    });
+
+    it('keeps serving for a few seconds after deletion, inside the grace period, before SIGTERM', function () {
+      const owned = build();
+      assert.deepEqual(container(owned).lifecycle?.preStop?.sleep, { seconds: PRE_STOP_SECONDS });
+      const grace = owned.deployment.spec?.template.spec?.terminationGracePeriodSeconds ?? 0;
+      // The sleep, then http.draintimeout (10 s by default) to finish in-flight requests.
+      assert.ok(grace >= PRE_STOP_SECONDS + 10, `grace ${grace} s`);
     });
 
     it('keeps probing the debug port when metrics are off', function () {
