@@ -1159,11 +1159,12 @@ export async function startKubeNode(): Promise<KubeNode> {
           `tcp:${address}`,
           `unix:${socket}`,
         ]);
-        const probe = ['nc', '-z', '-w', '1', NODE_NETWORK.nodeIp, String(hostPort)];
+        // The relay says `forwarding <address>` once it listens.
         await waitReady(
           inside,
-          logOf(name),
-          async () => ((await exec(BUSYBOX, probe)).code === 0 ? null : 'not listening yet'),
+          logOf(`${name} (node)`),
+          async () =>
+            logOf(`${name} (node)`).text().includes(`forwarding tcp:${address}`) ? null : 'not listening yet',
           15_000,
         );
         return address;
