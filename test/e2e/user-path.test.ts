@@ -550,7 +550,15 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
         after.lookups > before.lookups,
         `the push looked descriptors up in Redis: ${JSON.stringify({ before, after })}`,
       );
-      assert.equal(after.errors, before.errors, 'no Redis errors during the push');
+      const logs = await kubectl([
+        'logs',
+        '-n',
+        EXAMPLES,
+        '-l',
+        'app.kubernetes.io/instance=registry-managed,app.kubernetes.io/component=registry',
+        '--tail=40',
+      ]);
+      assert.equal(after.errors, before.errors, `no Redis errors during the push:\n${logs}`);
     } finally {
       await forward.close();
       await metrics.close();
@@ -584,11 +592,12 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
       await kubectl([
         'get',
         'pvc',
-        'registry-hpa',
         '-n',
         EXAMPLES,
+        '-l',
+        'app.kubernetes.io/instance=registry-hpa',
         '-o',
-        'jsonpath={.status.phase}/{.spec.accessModes[0]}',
+        'jsonpath={.items[0].status.phase}/{.items[0].spec.accessModes[0]}',
       ]),
       'Bound/ReadWriteMany',
     );
@@ -740,8 +749,8 @@ describe('the user’s path on a real node: helm install, a Registry, push, pull
     assert.ok(counted, `the pull loop: ${r.stdout} ${r.stderr}`);
     const [ok, failed] = [Number(counted[1]), Number(counted[2])];
     timings.push(`helm upgrade rollout ${Date.now() - t} ms: ${ok} pulls, ${failed} failed`);
+    assert.equal(failed, 0, `failed pulls during the rollout (${ok} succeeded): ${r.stderr.slice(-2000)}`);
     assert.ok(ok > 50, `the loop pulled throughout (${ok})`);
-    assert.equal(failed, 0, `failed pulls during the rollout: ${r.stderr.slice(-2000)}`);
     for (const name of ['registry', 'registry-hpa']) {
       assert.equal(await kubectl(['get', 'registry', name, '-n', EXAMPLES, '-o', 'jsonpath={.status.image}']), image);
     }
