@@ -267,7 +267,20 @@ function buildRedis(registry: Registry): { deployment: V1Deployment; service: V1
   if (registry.spec.cache.type !== 'redis' || redis === undefined || !redis.managed) return undefined;
   const n = names(registry);
   const labels = selectorLabels(registry, 'redis');
-  const args = ['--save', '', '--appendonly', 'no', '--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'];
+  // Protected mode (on in redis-server's own defaults; the official image patches it off) refuses every client not on
+  // loopback when no password is set: the registry pods reach Redis through its Service, never on loopback.
+  const args = [
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory',
+    '256mb',
+    '--maxmemory-policy',
+    'allkeys-lru',
+    '--protected-mode',
+    'no',
+  ];
   const env: V1EnvVar[] = [];
   if (redis.passwordSecret !== undefined) {
     env.push({

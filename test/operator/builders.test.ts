@@ -304,6 +304,9 @@ describe('operator/builders', function () {
       assert.equal(redisDeployment?.metadata?.name, `${NAME}-redis`);
       assert.equal(redisService?.metadata?.name, `${NAME}-redis`);
       assert.equal(podSpec(redisDeployment).containers[0]?.image, 'redis:8');
+      // Reached through its Service, so never in protected mode, whatever the image's default.
+      const args = podSpec(redisDeployment).containers[0]?.args ?? [];
+      assert.equal(args[args.indexOf('--protected-mode') + 1], 'no');
       assert.deepEqual(redisService?.spec?.ports, [
         { name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' },
       ]);
