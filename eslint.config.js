@@ -18,11 +18,32 @@ const layers = [
     target: './src/notifications',
     from: ['./src/storage', './src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
   },
+  // Access control knows requests only as headers and scopes: config, oci and metrics below it, nothing above.
+  {
+    target: './src/auth',
+    from: [
+      './src/storage',
+      './src/cache',
+      './src/notifications',
+      './src/registry',
+      './src/operator',
+      './src/cli',
+      './src/compose.ts',
+    ],
+  },
   { target: './src/registry', from: ['./src/operator', './src/cli', './src/compose.ts'] },
   { target: './src/compose.ts', from: ['./src/operator', './src/cli'] },
   {
     target: ['./src/config', './src/oci', './src/metrics', './src/log.ts'],
-    from: ['./src/storage', './src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
+    from: [
+      './src/auth',
+      './src/storage',
+      './src/cache',
+      './src/registry',
+      './src/operator',
+      './src/cli',
+      './src/compose.ts',
+    ],
   },
 ];
 

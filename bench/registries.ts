@@ -35,6 +35,18 @@ interface ConfigInput {
   readonly flushChunks: boolean;
   /** Berth only; Distribution stays at warn, since at info it logs every request ("response completed"). */
   readonly logLevel: 'warn' | 'info';
+  /** A storage driver section (`{ s3: {...} }`) in place of the filesystem at `root`. */
+  readonly storage: object | undefined;
+  /** `host:port` of the Redis, when not the local redis-server on redisPort (a proxy in front of one). */
+  readonly redisAddr: string | undefined;
+  readonly redisDb: number;
+  /** Distribution 3's go-redis pool (`poolsize`, `maxidleconns`); REDIS_POOL_SIZE when absent. */
+  readonly redisPoolSize: number | undefined;
+}
+
+/** The Redis address a config names: redisAddr, else the local redis-server. */
+function redisAddrOf(o: ConfigInput): string {
+  return o.redisAddr ?? `127.0.0.1:${needRedisPort(o)}`;
 }
 
 /** The repository root, found from this file's place in dist/bench/. */
@@ -49,7 +61,7 @@ interface Flavour {
   readonly version: () => string;
 }
 
-function needRedisPort(o: ConfigInput): number {
+function needRedisPort(o: Pick<ConfigInput, 'cache' | 'redisPort'>): number {
   if (o.redisPort === undefined) throw new Error(`cache mode ${o.cache} needs a redis-server port`);
   return o.redisPort;
 }
@@ -58,14 +70,16 @@ function needRedisPort(o: ConfigInput): number {
  * Keys both Distribution versions read the same way; only the blob descriptor cache varies between runs, and the
  * `redis` section, whose keys differ between versions, comes from `redisSection`.
  */
-function distributionConfig(o: ConfigInput, redisSection: (port: number) => object): object {
+function distributionConfig(o: ConfigInput, redisSection: (addr: string) => object): object {
   if (o.cache === 'twotier') throw new Error('Distribution has no two-tier cache; run it with redis');
-  const redis = o.cache === 'redis' ? { redis: redisSection(needRedisPort(o)) } : {};
+  const redis = o.cache === 'redis' ? { redis: { ...redisSection(redisAddrOf(o)), db: o.redisDb } } : {};
   return {
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: {
-      filesystem: { rootdirectory: o.root },
+      ...(o.storage ?? { filesystem: { rootdirectory: o.root } }),
+      // Blob GETs stream through the registry, as Berth's do: no 307 to a presigned URL.
+      ...(o.storage === undefined ? {} : { redirect: { disable: true } }),
       delete: { enabled: true },
       // The purger walks the storage tree; no registry should do that in the middle of a measurement.
       maintenance: { uploadpurging: { enabled: false } },
@@ -101,14 +115,14 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
         storage: {
           // `flushchunks` makes Berth fsync each PATCH's bytes before answering, as Distribution always does: only
           // for the chunked-push row that compares equal durability (run.ts's second Berth).
-          filesystem: { rootdirectory: o.root, ...(o.flushChunks ? { flushchunks: true } : {}) },
+          ...(o.storage ?? { filesystem: { rootdirectory: o.root, ...(o.flushChunks ? { flushchunks: true } : {}) } }),
           delete: { enabled: true },
           maintenance: { uploadpurging: { enabled: false } },
           cache: redis ? { blobdescriptor: 'redis', twotier: o.cache === 'twotier' } : { blobdescriptor: o.cache },
         },
         // Berth always serves health and metrics on a second port; it gets its own so nothing collides.
         http: { addr: `127.0.0.1:${o.port}`, debug: { addr: `127.0.0.1:${o.debugPort}` } },
-        ...(redis ? { redis: { addrs: [`127.0.0.1:${needRedisPort(o)}`], db: 0, ...REDIS_TIMEOUTS } } : {}),
+        ...(redis ? { redis: { addrs: [redisAddrOf(o)], db: o.redisDb, ...REDIS_TIMEOUTS } } : {}),
       };
     },
     version: () => {
@@ -129,12 +143,11 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
     args: (configFile) => ['serve', configFile],
     // go-redis universal options: a list of addresses, pool sized by `poolsize`.
     config: (o) =>
-      distributionConfig(o, (port) => ({
-        addrs: [`127.0.0.1:${port}`],
-        db: 0,
+      distributionConfig(o, (addr) => ({
+        addrs: [addr],
         ...REDIS_TIMEOUTS,
-        poolsize: REDIS_POOL_SIZE,
-        maxidleconns: REDIS_POOL_SIZE,
+        poolsize: o.redisPoolSize ?? REDIS_POOL_SIZE,
+        maxidleconns: o.redisPoolSize ?? REDIS_POOL_SIZE,
       })),
     version: () => versionOf(join(REPO_ROOT, '.tools/bin/registry-v3')),
   },
@@ -144,9 +157,8 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
     args: (configFile) => ['serve', configFile],
     // redigo: one address; without `pool.maxidle` every cache operation would dial a new connection.
     config: (o) =>
-      distributionConfig(o, (port) => ({
-        addr: `127.0.0.1:${port}`,
-        db: 0,
+      distributionConfig(o, (addr) => ({
+        addr,
         ...REDIS_TIMEOUTS,
         pool: { maxidle: REDIS_POOL_SIZE, maxactive: REDIS_POOL_SIZE, idletimeout: '300s' },
       })),
@@ -265,6 +277,14 @@ export interface StartOptions {
   readonly flushChunks?: boolean;
   /** Berth only (default warn): at info its log has the filesystem driver's line on where its calls run. */
   readonly logLevel?: 'warn' | 'info';
+  /** A storage driver section (`{ s3: {...} }`), the same for every registry, in place of the filesystem. */
+  readonly storage?: object;
+  /** `host:port` of the Redis (a proxy in front of one), instead of a local redis-server on redisPort. */
+  readonly redisAddr?: string;
+  /** The Redis database (default 0): registries sharing one Redis keep apart. */
+  readonly redisDb?: number;
+  /** Distribution 3's Redis pool size (default 64). */
+  readonly redisPoolSize?: number;
 }
 
 /**
@@ -298,7 +318,19 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
   const port = await freePort();
   const debugPort = await freePort();
   const configFile = join(options.dir, 'config.yml');
-  const input = { root, port, debugPort, cache: options.cache, redisPort: options.redisPort, flushChunks, logLevel };
+  const input: ConfigInput = {
+    root,
+    port,
+    debugPort,
+    cache: options.cache,
+    redisPort: options.redisPort,
+    flushChunks,
+    logLevel,
+    storage: options.storage,
+    redisAddr: options.redisAddr,
+    redisDb: options.redisDb ?? 0,
+    redisPoolSize: options.redisPoolSize,
+  };
   await writeFile(configFile, stringify(flavour.config(input)));
   const logFile = join(options.dir, 'registry.log');
 

@@ -13,6 +13,7 @@
 //                          (slow-volume.ts; it needs root and .tools/bin/slowfs, and is skipped without them)
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 //   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
+//   BENCH_SUITE=objectstore instead, objectstore.ts: Berth and Distribution 3 on S3 and Redis behind added latency
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runCacheSuite } from './cache.js';
 import { runFloorSuite } from './floor.js';
+import { runObjectStoreSuite } from './objectstore.js';
 import { runSlowVolume, SLOW_VOLUME_DELAY_MS, type SlowVolumeOutcome } from './slow-volume.js';
 import { RegistryClient, type FileRange } from './client.js';
 import {
@@ -483,7 +485,8 @@ try {
   if (suite === '' || suite === 'registry') await main();
   else if (suite === 'cache') await runCacheSuite();
   else if (suite === 'floor') await runFloorSuite();
-  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache or floor`);
+  else if (suite === 'objectstore') await runObjectStoreSuite();
+  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache, floor or objectstore`);
 } catch (err) {
   progress(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   killAllNow();

@@ -118,6 +118,15 @@ go_install_binary() { # name module/cmd@version
   echo "$modver" >"$stamp"
   step "$name: built -> $out"
 }
+go_build_module_binary() { # name module@version package (a folder of the module)
+  local name=$1 modver=$2 pkg=$3 out="$tools/bin/$1" stamp="$tools/bin/$1.version" src
+  if [ -x "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$modver" ]; then step "$name: cached ($modver)"; return; fi
+  step "$name: building $modver (first time only; many minutes on 2 cores)"
+  src=$(go mod download -json "$modver" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  (cd "$src" && GOFLAGS=-mod=readonly go build -o "$out.new" "./$pkg" && mv -f "$out.new" "$out")
+  echo "$modver" >"$stamp"
+  step "$name: built -> $out"
+}
 
 # The OCI distribution-spec conformance suite, v1.1 line: the conformance module has no tags of its own, and this
 # pseudo-version (2023-11-01, the v1.1.0 release candidates) is the newest v1.1-line one the module proxy serves.
@@ -181,6 +190,15 @@ go_install_binary local-path-provisioner github.com/rancher/local-path-provision
 go_install_binary coredns github.com/coredns/coredns@v1.14.7
 # Prometheus with Kubernetes service discovery (Debian's is built without it), for the @e2e scrape of registry pods.
 go_install_binary prometheus github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
+# SeaweedFS, the S3 server that the s3 storage driver's tests start (Apache-2.0). Its go.mod has replace directives,
+# which `go install module@version` refuses, so it is built as the main module, in the module cache's copy of its source.
+go_build_module_binary weed github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6 weed
+# fake-gcs-server, the Google Cloud Storage emulator that the gcs storage driver's tests start (BSD-2-Clause).
+go_install_binary fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
+
+# crane and oras: two more real clients of the registry (logins through htpasswd and a token issuer, pushes, pulls).
+go_install_binary crane github.com/google/go-containerregistry/cmd/crane@v0.20.6
+go_install_binary oras oras.land/oras/cmd/oras@v1.2.3
 
 # slowfs: the FUSE volume with added latency and hangs that storage tests mount, built from test/tools/slowfs and
 # rebuilt whenever its sources change.
@@ -218,6 +236,8 @@ install_kubectl_helm
 
 if [ "${1:-}" = "--bench" ]; then
   go_install_binary registry-v3 github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+  # Toxiproxy: latency on the links to S3 and Redis for BENCH_SUITE=objectstore (tc netem is not available here).
+  go_install_binary toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
 fi
 # Berth's image from the Dockerfile, on a local Debian + Node 24 base (scripts/build-image.sh; cached under .tools/images).
 bash "$root/scripts/build-image.sh"

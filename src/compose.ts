@@ -11,10 +11,12 @@ import type { StorageDriver } from './storage/driver.js';
 import { purgeUploads } from './storage/purge.js';
 import { RegistryStorage } from './storage/registry.js';
 import { createDescriptorCache } from './cache/index.js';
+import { createAccessController, createAuthMetrics, type AccessController } from './auth/index.js';
 import { createNotifier } from './notifications/index.js';
 import { createApp } from './registry/app.js';
 import { createDebugServer } from './registry/debug.js';
 import { createMetrics } from './registry/metrics.js';
+import { createTlsServer, type TlsListener } from './registry/tls.js';
 
 export interface RunningRegistry {
   /** Where the registry API listens. */
@@ -75,6 +77,8 @@ function listen(server: Server, addr: string, what: string): Promise<AddressInfo
 export interface StartOptions {
   /** A driver to use instead of the configured one (tests). */
   readonly driver?: StorageDriver;
+  /** How often the htpasswd, key and certificate files are statted besides fs.watch (tests shorten it). */
+  readonly filePollMs?: number;
 }
 
 export async function startRegistry(
@@ -102,8 +106,25 @@ export async function startRegistry(
     cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate },
   );
   const events = createNotifier(config.notifications, metrics.registry, log);
-  const app = createApp({ config, storage, log, ...(events === undefined ? {} : { events }) }, metrics);
-  const server = createServer(app.callback());
+  const poll = options.filePollMs === undefined ? {} : { pollMs: options.filePollMs };
+  let auth: AccessController | undefined;
+  let tls: TlsListener | undefined;
+  let server: Server;
+  try {
+    auth = await createAccessController(config.auth, { log, metrics: createAuthMetrics(metrics.registry), ...poll });
+    const app = createApp(
+      { config, storage, log, ...(events === undefined ? {} : { events }), ...(auth === undefined ? {} : { auth }) },
+      metrics,
+    );
+    if (config.http.tls !== undefined) tls = await createTlsServer(config.http.tls, app.callback(), log, poll.pollMs);
+    server = tls?.server ?? createServer(app.callback());
+  } catch (err) {
+    auth?.close();
+    await events?.close(0);
+    await cache?.close();
+    await driver.close();
+    throw err;
+  }
   // Big pushes may take long; idle and header timeouts still guard against clients that stall.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -120,6 +141,10 @@ export async function startRegistry(
         log,
         ...(cache === undefined ? {} : { cache }),
         metricsPath: config.http.debug.prometheus.enabled ? config.http.debug.prometheus.path : undefined,
+        reports: {
+          ...(auth === undefined ? {} : { auth: () => auth?.status() }),
+          ...(tls === undefined ? {} : { tls: () => tls?.status() }),
+        },
       });
       debugAddress = await listen(debug, config.http.debug.addr, 'http.debug.addr');
     }
@@ -127,6 +152,8 @@ export async function startRegistry(
     // Nothing may keep the process alive after a failed start: a Redis client, say, would reconnect forever.
     server.close();
     debug?.close();
+    auth?.close();
+    tls?.close();
     await events?.close(0);
     await cache?.close();
     await driver.close();
@@ -158,6 +185,8 @@ export async function startRegistry(
     {
       addr: `${address.address}:${address.port}`,
       debugAddr: debugAddress && `${debugAddress.address}:${debugAddress.port}`,
+      tls: tls !== undefined,
+      auth: config.auth?.token !== undefined ? 'token' : config.auth?.htpasswd !== undefined ? 'htpasswd' : 'none',
       storage: driver.name,
     },
     'listening',
@@ -184,6 +213,8 @@ export async function startRegistry(
         debug.closeAllConnections();
         await new Promise<void>((resolve) => debug.close(() => resolve()));
       }
+      auth?.close();
+      tls?.close();
       // Events of the requests that just finished get a moment to go out.
       await events?.close(2_000);
       await cache?.close();

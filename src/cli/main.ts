@@ -150,7 +150,43 @@ async function verify(args: string[]): Promise<number> {
     return 2;
   }
   const config = await loadConfig(file, {});
-  process.stdout.write(`${file}: ok (storage ${config.storage.driver}, listening on ${config.http.addr})\n`);
+  // The files auth and TLS name: checked where they exist, noted where they do not.
+  const { checkAuthFiles } = await import('../auth/verify.js');
+  const files = await checkAuthFiles(config.auth);
+  const tls = config.http.tls;
+  if (tls !== undefined) {
+    const { readTlsContext } = await import('../registry/tls.js');
+    const { access } = await import('node:fs/promises');
+    const paths = [tls.certificate, tls.key, ...tls.clientcas];
+    const missing = (
+      await Promise.all(
+        paths.map((p) =>
+          access(p).then(
+            () => '',
+            () => p,
+          ),
+        ),
+      )
+    ).filter((p) => p !== '');
+    if (missing.length > 0) files.notes.push(`http.tls: ${missing.join(', ')} not found here; berth serve needs them`);
+    else
+      await readTlsContext(tls).catch((err: unknown) =>
+        files.problems.push(err instanceof Error ? err.message : String(err)),
+      );
+  }
+  if (files.problems.length > 0) {
+    process.stderr.write(`${file}: invalid configuration\n${files.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    return 1;
+  }
+  const security = [
+    config.auth?.token !== undefined ? 'token auth' : config.auth?.htpasswd !== undefined ? 'htpasswd auth' : '',
+    config.auth?.policy !== undefined ? 'policy' : '',
+    tls !== undefined ? 'TLS' : '',
+  ].filter((s) => s !== '');
+  process.stdout.write(
+    `${file}: ok (storage ${config.storage.driver}, listening on ${config.http.addr}${security.length > 0 ? `, ${security.join(', ')}` : ''})\n`,
+  );
+  for (const note of files.notes) process.stdout.write(`${file}: note: ${note}\n`);
   for (const section of config.ignored)
     process.stdout.write(`${file}: note: ${section} is not supported by Berth and is ignored\n`);
   return 0;

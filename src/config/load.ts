@@ -6,7 +6,14 @@
 // picks the storage driver, dropping any other driver the file configured.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { ConfigSchema, DRIVER_NAMES, IGNORED_SECTIONS, type ParsedConfig, type ResolvedConfig } from './schema.js';
+import {
+  ConfigSchema,
+  DRIVER_NAMES,
+  IGNORED_SECTIONS,
+  type ParsedConfig,
+  type ResolvedConfig,
+  type StorageConfig,
+} from './schema.js';
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -64,6 +71,7 @@ const TOP_LEVEL_KEYS: ReadonlySet<string> = new Set([
   'http',
   'redis',
   'notifications',
+  'auth',
   ...IGNORED_SECTIONS,
 ]);
 
@@ -83,6 +91,14 @@ const STRING_KEYS: ReadonlySet<string> = new Set([
   'prefix',
   'rootdirectory',
   'keyfile',
+  'bucket',
+  'region',
+  'regionendpoint',
+  'keyid',
+  'useragent',
+  'realm',
+  'service',
+  'issuer',
 ]);
 
 /** A string key's value: as given, unless it is a quoted YAML scalar (`"berth:"`), which is unquoted. */
@@ -128,25 +144,42 @@ const IGNORED_KEYS: ReadonlyArray<readonly [string, string]> = [
 
 function ignoredKeys(raw: unknown): string[] {
   if (!isTree(raw)) return [];
-  return IGNORED_KEYS.filter(([section, key]) => {
+  const ignored = IGNORED_KEYS.filter(([section, key]) => {
     const tree = raw[section];
     return isTree(tree) && tree[key] !== undefined;
   }).map(([section, key]) => `${section}.${key}`);
+  // s3: Berth always signs with v4 (Distribution's v2 signing is for old S3-compatible servers), and a KMS key only
+  // applies when encrypt is on.
+  const storage = raw['storage'];
+  const s3 = isTree(storage) ? storage['s3'] : undefined;
+  if (isTree(s3)) {
+    if (s3['v4auth'] === false) ignored.push('storage.s3.v4auth');
+    if (typeof s3['keyid'] === 'string' && s3['keyid'] !== '' && s3['encrypt'] !== true)
+      ignored.push('storage.s3.keyid');
+  }
+  // gcs: Distribution's bound on concurrent calls; Berth's calls are bounded per writer and per listing instead.
+  const gcs = isTree(storage) ? storage['gcs'] : undefined;
+  if (isTree(gcs) && gcs['maxconcurrency'] !== undefined) ignored.push('storage.gcs.maxconcurrency');
+  return ignored;
 }
 
 function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): ResolvedConfig {
   const s = c.storage;
-  const storage =
+  const storage: StorageConfig =
     // `inmemory:` takes no parameters, so YAML gives it as null: present all the same.
     s.inmemory !== undefined
       ? ({ driver: 'inmemory' } as const)
-      : ({
-          driver: 'filesystem',
-          rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
-          eventloopio: s.filesystem?.eventloopio ?? 'auto',
-          flushchunks: s.filesystem?.flushchunks ?? false,
-          maxthreads: s.filesystem?.maxthreads ?? 16,
-        } as const);
+      : s.s3 !== undefined
+        ? { driver: 's3', ...s.s3, region: s.s3.region === '' ? 'us-east-1' : s.s3.region }
+        : s.gcs !== undefined
+          ? { driver: 'gcs', ...s.gcs }
+          : ({
+              driver: 'filesystem',
+              rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
+              eventloopio: s.filesystem?.eventloopio ?? 'auto',
+              flushchunks: s.filesystem?.flushchunks ?? false,
+              maxthreads: s.filesystem?.maxthreads ?? 16,
+            } as const);
   const present = c as unknown as Tree;
   return {
     log: c.log,
@@ -159,6 +192,7 @@ function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): Resolve
     http: c.http,
     redis: c.redis,
     notifications: c.notifications,
+    auth: c.auth ?? undefined,
     ignored: [...IGNORED_SECTIONS.filter((k) => present[k] !== undefined), ...ignoredKeys],
   };
 }

@@ -1,6 +1,7 @@
 // Berth's configuration: one zod schema gives the types, the defaults and validation errors that name the field.
 // The raw file uses CNCF Distribution's config.yml keys where they overlap; `resolve` turns it into what the code uses.
 import { z } from 'zod';
+import { AuthSchema, TlsSchema, type AuthConfig } from './auth.js';
 import { duration } from './duration.js';
 import { NotificationsSchema, type NotificationsConfig } from './notifications.js';
 import { RedisSchema, type RedisConfig } from './redis.js';
@@ -22,7 +23,7 @@ const listenAddress = z
 // Strict like every other section, so a misspelt `enabeld` is an error rather than a silent `false`.
 const enabledFlag = (def: boolean) => z.strictObject({ enabled: z.boolean().default(def) }).prefault({});
 
-export const DRIVER_NAMES = ['filesystem', 'inmemory'] as const;
+export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'gcs'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
 
 const FilesystemParams = z.strictObject({
@@ -41,10 +42,116 @@ const FilesystemParams = z.strictObject({
   flushchunks: z.boolean().default(false),
 });
 
+const MiB = 1024 * 1024;
+/** S3's smallest part: every part of a multipart upload but the last is at least this big. */
+const S3_MIN_PART = 5 * MiB;
+/** S3's largest part, and the largest object one CopyObject takes. */
+const S3_MAX_PART = 5 * 1024 * MiB;
+const byteSize = (def: number, min: number, max: number) =>
+  z
+    .number()
+    .int()
+    .min(min, { message: `expected at least ${min} bytes` })
+    .max(max, { message: `expected at most ${max} bytes` })
+    .default(def);
+
+/** Storage classes without a retrieval delay, as Distribution allows them; NONE sends no class (for servers without). */
+export const S3_STORAGE_CLASSES = [
+  'NONE',
+  'STANDARD',
+  'REDUCED_REDUNDANCY',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'OUTPOSTS',
+  'GLACIER_IR',
+  'EXPRESS_ONEZONE',
+] as const;
+
+/** CNCF Distribution's `storage.s3` keys, with its defaults and bounds. */
+const S3Params = z
+  .strictObject({
+    /** With no accesskey and secretkey, the SDK's default credential chain applies (IRSA, instance roles, env). */
+    accesskey: z.string().default(''),
+    secretkey: z.string().default(''),
+    /** Required on AWS; with a regionendpoint it only names the signing region (us-east-1 when empty). */
+    region: z.string().default(''),
+    /** An S3-compatible endpoint (`host:port`, or a URL); its scheme comes from `secure` when it has none. */
+    regionendpoint: z.string().default(''),
+    forcepathstyle: z.boolean().default(false),
+    bucket: z.string().min(1, { message: 'the bucket name is required' }),
+    rootdirectory: z.string().default(''),
+    /** Server-side encryption: SSE-S3 (AES256), or SSE-KMS with `keyid`. */
+    encrypt: z.boolean().default(false),
+    keyid: z.string().default(''),
+    secure: z.boolean().default(true),
+    skipverify: z.boolean().default(false),
+    /** Berth always signs with v4; `false` is accepted and reported as ignored. */
+    v4auth: z.boolean().default(true),
+    /** Part size of multipart uploads: what one writer holds in memory per part in flight. */
+    chunksize: byteSize(2 * S3_MIN_PART, S3_MIN_PART, S3_MAX_PART),
+    multipartcopychunksize: byteSize(32 * MiB, S3_MIN_PART, S3_MAX_PART),
+    multipartcopymaxconcurrency: z.number().int().min(1).max(10_000).default(100),
+    /** Objects above this size are moved by multipart copy, at or below it by one CopyObject. */
+    multipartcopythresholdsize: byteSize(32 * MiB, 0, S3_MAX_PART),
+    storageclass: z
+      .string()
+      .transform((v) => v.toUpperCase())
+      .pipe(z.enum(S3_STORAGE_CLASSES))
+      .default('STANDARD'),
+    useragent: z.string().default(''),
+  })
+  .superRefine((s, ctx) => {
+    if (s.regionendpoint === '' && s.region === '') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['region'],
+        message: 'a region is required unless regionendpoint names an S3-compatible server',
+      });
+    }
+  });
+
+/** GCS takes resumable-upload chunks in multiples of 256 KiB, as Distribution's `chunksize` must be. */
+const GCS_CHUNK_UNIT = 256 * 1024;
+
+/** CNCF Distribution's `storage.gcs` keys, with its defaults and bounds, plus `endpoint` for emulators. */
+const GcsParams = z.strictObject({
+  bucket: z.string().min(1, { message: 'the bucket name is required' }),
+  /** A service-account key file; without it (or `credentials`), Application Default Credentials (workload identity). */
+  keyfile: z.string().default(''),
+  /** A service-account key inline, as Distribution takes it (the key file's fields). */
+  credentials: z
+    .record(z.string(), z.string())
+    .refine((c) => c['client_email'] !== undefined && c['private_key'] !== undefined, {
+      message: 'expected a service-account key with client_email and private_key',
+    })
+    .optional(),
+  rootdirectory: z.string().default(''),
+  /** Chunk size of resumable uploads: what one writer holds in memory. */
+  chunksize: byteSize(16 * MiB, GCS_CHUNK_UNIT, 5 * 1024 * MiB).refine((n) => n % GCS_CHUNK_UNIT === 0, {
+    message: `expected a multiple of ${GCS_CHUNK_UNIT} bytes`,
+  }),
+  useragent: z.string().default(''),
+  /** Distribution bounds its concurrent GCS calls with this; Berth does not, and reports it as ignored. */
+  maxconcurrency: z.number().int().min(1).optional(),
+  /**
+   * Base URL of the JSON API, for an emulator such as fake-gcs-server (`http://host:4443`); Google's when empty.
+   * Requests to it carry credentials only when `keyfile` or `credentials` is set.
+   */
+  endpoint: z
+    .string()
+    .refine((v) => v === '' || (URL.canParse(v) && /^https?:\/\/[^/]/.test(v)), {
+      message: 'expected an http or https URL, such as http://127.0.0.1:4443',
+    })
+    .default(''),
+});
+
 const StorageSchema = z
   .strictObject({
     filesystem: FilesystemParams.nullish(),
     inmemory: z.strictObject({}).nullish(),
+    s3: S3Params.optional(),
+    gcs: GcsParams.optional(),
     delete: enabledFlag(false),
     redirect: z.strictObject({ disable: z.boolean().default(false) }).prefault({}),
     cache: z
@@ -97,8 +204,9 @@ const HttpSchema = z
     net: z.enum(['tcp']).default('tcp'),
     host: z.url().optional(),
     prefix: z.string().optional(),
-    /** Accepted for compatibility with Distribution configs: Berth keeps upload state in storage and needs no shared secret for it. */
+    /** Signs upload locations (HMAC), so every replica with the same secret accepts what another handed out. */
     secret: z.string().optional(),
+    tls: TlsSchema.optional(),
     relativeurls: z.boolean().default(false),
     draintimeout: duration.default(10_000),
     headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
@@ -115,7 +223,6 @@ const HttpSchema = z
 
 /** Sections of Distribution's config.yml that Berth does not implement; accepted, and reported as ignored. */
 export const IGNORED_SECTIONS = [
-  'auth',
   'middleware',
   'reporting',
   'health',
@@ -133,6 +240,7 @@ export const ConfigSchema = z
     http: HttpSchema,
     redis: RedisSchema.optional(),
     notifications: NotificationsSchema.optional(),
+    auth: AuthSchema.nullish(),
     ...Object.fromEntries(IGNORED_SECTIONS.map((k) => [k, z.unknown().optional()])),
   })
   .superRefine((c, ctx) => {
@@ -156,7 +264,15 @@ export type StorageConfig =
       readonly flushchunks: boolean;
       readonly maxthreads: number;
     }
-  | { readonly driver: 'inmemory' };
+  | { readonly driver: 'inmemory' }
+  | S3StorageConfig
+  | GcsStorageConfig;
+
+/** The s3 driver's settings, defaults applied; `region` is set (us-east-1 when only an endpoint was given). */
+export type S3StorageConfig = { readonly driver: 's3' } & Readonly<z.output<typeof S3Params>>;
+
+/** The gcs driver's settings, defaults applied. */
+export type GcsStorageConfig = { readonly driver: 'gcs' } & Readonly<z.output<typeof GcsParams>>;
 
 /** What the code uses: defaults applied, durations in milliseconds, the storage driver chosen. */
 export interface ResolvedConfig {
@@ -170,6 +286,8 @@ export interface ResolvedConfig {
   readonly http: ParsedConfig['http'];
   readonly redis: RedisConfig | undefined;
   readonly notifications: NotificationsConfig | undefined;
+  /** Access control; undefined serves everyone. */
+  readonly auth: AuthConfig | undefined;
   /** Sections and keys present in the file that Berth ignores. */
   readonly ignored: readonly string[];
 }

@@ -3,8 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { OPEN_GRANT, type Grant } from '../auth/index.js';
 import { envelope, RegistryError } from '../oci/errors.js';
 import { checkName } from '../oci/names.js';
+import { requiredAccess } from './access.js';
 import { Urls, type Ctx, type RegistryDeps, type RegistryState } from './context.js';
 import { blobHandlers } from './handlers/blobs.js';
 import { listingHandlers } from './handlers/listings.js';
@@ -28,7 +30,8 @@ function render(ctx: Ctx, err: RegistryError): void {
   for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
   ctx.body = envelope(err);
   ctx.type = 'application/json';
-  if (err.status === 413) discardBody(ctx);
+  // A refused push (too large, or not allowed) may still be sending: let it finish so the client reads the answer.
+  if (err.status === 413 || err.status === 401 || err.status === 403 || err.status === 429) discardBody(ctx);
 }
 
 /** How much of a refused body is read and dropped so that its client gets the answer; past it the connection goes. */
@@ -64,6 +67,7 @@ function discardBody(ctx: Ctx): void {
 export class RequestState implements RegistryState {
   readonly requestId: string;
   route: RegistryState['route'] = 'unknown';
+  grant: Grant = OPEN_GRANT;
   readonly #root: Logger;
   #child: Logger | undefined;
 
@@ -175,6 +179,21 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
       });
     }
     if (match.route !== 'base' && match.route !== 'catalog') checkName(match.name);
+    if (deps.auth !== undefined) {
+      const { needed, wanted } = requiredAccess(match.route, ctx.method, match.name, ctx.query);
+      // Only the header: a token in the query string (access_token) is never read.
+      const authorization = ctx.req.headers.authorization;
+      ctx.state.grant = await deps.auth.authorize(
+        {
+          authorization,
+          address: ctx.req.socket.remoteAddress ?? '',
+          host: ctx.host,
+          secure: 'encrypted' in ctx.req.socket && ctx.req.socket.encrypted === true,
+        },
+        needed,
+        wanted,
+      );
+    }
     await handler(ctx, match.name, match.param);
   });
 

@@ -1,6 +1,7 @@
 // What handlers receive: the Koa context with Berth's state, and the registry's shared parts.
 import type { ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
+import type { AccessController, Grant } from '../auth/index.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import type { EventSink } from '../notifications/index.js';
 import type { RegistryStorage } from '../storage/registry.js';
@@ -10,6 +11,8 @@ export interface RegistryState {
   requestId: string;
   log: Logger;
   route: RouteName | 'unknown';
+  /** What the client may do (everything when no auth is configured). */
+  grant: Grant;
 }
 
 export type Ctx = ParameterizedContext<RegistryState>;
@@ -20,6 +23,8 @@ export interface RegistryDeps {
   readonly log: Logger;
   /** Where push, pull, delete and mount events go (notifications), when any endpoint is configured. */
   readonly events?: EventSink;
+  /** Access control; without it the registry serves everyone. */
+  readonly auth?: AccessController;
 }
 
 /** Builds the URLs Berth hands out in Location and Link headers. */
@@ -36,8 +41,10 @@ export class Urls {
     return `${this.#base}/v2/${name}/blobs/${digest}`;
   }
 
-  upload(name: string, id: string): string {
-    return `${this.#base}/v2/${name}/blobs/uploads/${id}`;
+  /** An upload session's location, with its signed `_state` when `http.secret` is set. */
+  upload(name: string, id: string, state?: string): string {
+    const url = `${this.#base}/v2/${name}/blobs/uploads/${id}`;
+    return state === undefined ? url : `${url}?_state=${state}`;
   }
 
   manifest(name: string, reference: string): string {

@@ -17,6 +17,11 @@ export interface DebugOptions {
   readonly log: Logger;
   /** How long /readyz waits for storage before it answers not ready (Kubernetes probes wait 1 s by default). */
   readonly storageTimeoutMs?: number;
+  /**
+   * More checks shown on /readyz, never fatal: undefined when fine, else what is wrong (an htpasswd file deleted
+   * while serving, say, with the last good one still in force).
+   */
+  readonly reports?: Readonly<Record<string, () => string | undefined>>;
 }
 
 /** Storage's answer to one stat of the root: undefined when reachable, else why not. */
@@ -58,7 +63,12 @@ export function createDebugServer(options: DebugOptions): Server {
     } else if (path === '/readyz') {
       void Promise.all([checkStorage(), options.cache?.check()]).then(
         ([storage, cache]) => {
-          const checks = { storage: storage ?? 'ok', ...(options.cache === undefined ? {} : { cache: cache ?? 'ok' }) };
+          const reports = Object.entries(options.reports ?? {}).map(([k, report]) => [k, report() ?? 'ok'] as const);
+          const checks = {
+            storage: storage ?? 'ok',
+            ...(options.cache === undefined ? {} : { cache: cache ?? 'ok' }),
+            ...Object.fromEntries(reports),
+          };
           json(storage === undefined ? 200 : 503, { status: storage === undefined ? 'ok' : 'unavailable', checks });
         },
         (err: unknown) => {

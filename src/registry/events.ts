@@ -39,6 +39,6 @@ export function recordEvent(deps: RegistryDeps, ctx: Ctx, action: NotificationAc
       method: ctx.method,
       useragent: ctx.get('User-Agent'),
     },
-    actor: {},
+    actor: ctx.state.grant.user === undefined ? {} : { name: ctx.state.grant.user },
   });
 }

@@ -146,7 +146,7 @@ describe('config/load', function () {
         auth: null,
         health: { storagedriver: { enabled: true } },
       });
-      assert.deepEqual([...c.ignored].sort(), ['auth', 'health', 'reporting']);
+      assert.deepEqual([...c.ignored].sort(), ['health', 'reporting'], 'auth is acted on now');
     });
 
     it("takes notification endpoints with Distribution's keys and defaults, and names a bad one", function () {
@@ -197,6 +197,129 @@ describe('config/load', function () {
           }),
         /ignore\.actions/,
       );
+    });
+
+    it('resolves s3 with Distribution’s defaults, and us-east-1 for signing when only an endpoint is given', function () {
+      const c = resolveConfig({ storage: { s3: { bucket: 'images', regionendpoint: 'seaweedfs:8333' } } });
+      assert.deepEqual(c.ignored, []);
+      assert.deepEqual(c.storage, {
+        driver: 's3',
+        accesskey: '',
+        secretkey: '',
+        region: 'us-east-1',
+        regionendpoint: 'seaweedfs:8333',
+        forcepathstyle: false,
+        bucket: 'images',
+        rootdirectory: '',
+        encrypt: false,
+        keyid: '',
+        secure: true,
+        skipverify: false,
+        v4auth: true,
+        chunksize: 10 * 1024 * 1024,
+        multipartcopychunksize: 32 * 1024 * 1024,
+        multipartcopymaxconcurrency: 100,
+        multipartcopythresholdsize: 32 * 1024 * 1024,
+        storageclass: 'STANDARD',
+        useragent: '',
+      });
+      const aws = resolveConfig({ storage: { s3: { bucket: 'b', region: 'eu-west-1', storageclass: 'standard_ia' } } });
+      assert.equal(aws.storage.driver === 's3' && aws.storage.region, 'eu-west-1');
+      assert.equal(aws.storage.driver === 's3' && aws.storage.storageclass, 'STANDARD_IA');
+    });
+
+    it('refuses bad s3 settings, naming each field', function () {
+      assert.throws(
+        () => resolveConfig({ storage: { s3: { region: 'us-east-1' } } }),
+        configError('storage.s3.bucket'),
+      );
+      assert.throws(() => resolveConfig({ storage: { s3: { bucket: 'b' } } }), configError('storage.s3.region'));
+      const base = { bucket: 'b', region: 'us-east-1' };
+      for (const [key, value] of [
+        ['chunksize', 1024],
+        ['chunksize', 6 * 1024 ** 3],
+        ['multipartcopychunksize', 4 * 1024 * 1024],
+        ['multipartcopythresholdsize', -1],
+        ['multipartcopymaxconcurrency', 0],
+        ['storageclass', 'GLACIER'],
+        ['forcepathstyle', 'yes'],
+        ['bucket', ''],
+      ] as const) {
+        assert.throws(
+          () => resolveConfig({ storage: { s3: { ...base, [key]: value } } }),
+          configError(`storage.s3.${key}`),
+          `${key}: ${String(value)}`,
+        );
+      }
+      assert.throws(
+        () => resolveConfig({ storage: { s3: { ...base, accesskeyid: 'AKIA' } } }),
+        configError('storage.s3', 'accesskeyid'),
+      );
+    });
+
+    it('reports s3 keys it does not act on as ignored: v4auth false, and keyid without encrypt', function () {
+      const base = { bucket: 'b', region: 'us-east-1' };
+      assert.deepEqual(resolveConfig({ storage: { s3: { ...base, v4auth: true } } }).ignored, []);
+      assert.deepEqual(resolveConfig({ storage: { s3: { ...base, v4auth: false } } }).ignored, ['storage.s3.v4auth']);
+      assert.deepEqual(resolveConfig({ storage: { s3: { ...base, keyid: 'k' } } }).ignored, ['storage.s3.keyid']);
+      assert.deepEqual(resolveConfig({ storage: { s3: { ...base, keyid: 'k', encrypt: true } } }).ignored, []);
+    });
+
+    it('resolves gcs with Distribution’s defaults: 16 MiB chunks, and no key (Application Default Credentials)', function () {
+      const c = resolveConfig({ storage: { gcs: { bucket: 'images' } } });
+      assert.deepEqual(c.ignored, []);
+      assert.deepEqual(c.storage, {
+        driver: 'gcs',
+        bucket: 'images',
+        keyfile: '',
+        rootdirectory: '',
+        chunksize: 16 * 1024 * 1024,
+        useragent: '',
+        endpoint: '',
+      });
+      const emulator = resolveConfig({
+        storage: { gcs: { bucket: 'b', endpoint: 'http://127.0.0.1:4443', chunksize: 512 * 1024 } },
+      });
+      assert.equal(emulator.storage.driver === 'gcs' && emulator.storage.endpoint, 'http://127.0.0.1:4443');
+      assert.equal(emulator.storage.driver === 'gcs' && emulator.storage.chunksize, 512 * 1024);
+    });
+
+    it('refuses bad gcs settings, naming each field', function () {
+      assert.throws(() => resolveConfig({ storage: { gcs: {} } }), configError('storage.gcs.bucket'));
+      for (const [key, value] of [
+        ['bucket', ''],
+        ['chunksize', 1024],
+        ['chunksize', 300 * 1024],
+        ['chunksize', '16MiB'],
+        ['endpoint', '127.0.0.1:4443'],
+        ['endpoint', 'ftp://gcs.local'],
+        ['keyfile', 42],
+        ['credentials', { type: 'service_account' }],
+        ['maxconcurrency', 0],
+      ] as const) {
+        assert.throws(
+          () => resolveConfig({ storage: { gcs: { bucket: 'b', [key]: value } } }),
+          configError(`storage.gcs.${key}`),
+          `${key}: ${JSON.stringify(value)}`,
+        );
+      }
+      assert.throws(
+        () => resolveConfig({ storage: { gcs: { bucket: 'b', projectid: 'p' } } }),
+        configError('storage.gcs', 'projectid'),
+      );
+      assert.throws(
+        () => resolveConfig({ storage: { gcs: { bucket: 'b' }, s3: { bucket: 'b', region: 'r' } } }),
+        configError('only one storage driver'),
+      );
+    });
+
+    it('reports the gcs key it does not act on as ignored: maxconcurrency', function () {
+      const c = resolveConfig({ storage: { gcs: { bucket: 'b', maxconcurrency: 50 } } });
+      assert.deepEqual(c.ignored, ['storage.gcs.maxconcurrency']);
+      const inline = resolveConfig({
+        storage: { gcs: { bucket: 'b', credentials: { client_email: 'a@b.iam', private_key: 'k', type: 'x' } } },
+      });
+      assert.deepEqual(inline.ignored, []);
     });
 
     it('rejects two storage drivers with a message naming the storage field', function () {
@@ -325,7 +448,57 @@ describe('config/load', function () {
     });
 
     it('lets the schema reject an unknown driver named by REGISTRY_STORAGE', function () {
-      assert.throws(() => resolveConfig(applyEnvironment({}, { REGISTRY_STORAGE: 's3' })), configError('s3'));
+      assert.throws(() => resolveConfig(applyEnvironment({}, { REGISTRY_STORAGE: 'swift' })), configError('swift'));
+    });
+
+    it('configures gcs from REGISTRY_STORAGE_GCS_* alone, keeping names and paths as strings', function () {
+      const raw = applyEnvironment(
+        { storage: { filesystem: { rootdirectory: '/data' } } },
+        {
+          REGISTRY_STORAGE: 'gcs',
+          REGISTRY_STORAGE_GCS_BUCKET: '2024',
+          REGISTRY_STORAGE_GCS_KEYFILE: '/etc/berth/gcs/key.json',
+          REGISTRY_STORAGE_GCS_ROOTDIRECTORY: '/registry',
+          REGISTRY_STORAGE_GCS_CHUNKSIZE: '5242880',
+          REGISTRY_STORAGE_GCS_ENDPOINT: 'http://127.0.0.1:4443',
+        },
+      );
+      const { storage } = resolveConfig(raw);
+      assert.deepEqual(storage, {
+        driver: 'gcs',
+        bucket: '2024',
+        keyfile: '/etc/berth/gcs/key.json',
+        rootdirectory: '/registry',
+        chunksize: 5 * 1024 * 1024,
+        useragent: '',
+        endpoint: 'http://127.0.0.1:4443',
+      });
+    });
+
+    it('configures s3 from REGISTRY_STORAGE_S3_* alone, keeping names and keys as strings', function () {
+      const raw = applyEnvironment(
+        { storage: { filesystem: { rootdirectory: '/data' } } },
+        {
+          REGISTRY_STORAGE: 's3',
+          REGISTRY_STORAGE_S3_BUCKET: '2024',
+          REGISTRY_STORAGE_S3_REGION: 'eu-central-1',
+          REGISTRY_STORAGE_S3_REGIONENDPOINT: 'http://127.0.0.1:8333',
+          REGISTRY_STORAGE_S3_ACCESSKEY: '123456',
+          REGISTRY_STORAGE_S3_SECRETKEY: 'true',
+          REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
+          REGISTRY_STORAGE_S3_CHUNKSIZE: '6291456',
+        },
+      );
+      const { storage } = resolveConfig(raw);
+      assert.equal(storage.driver, 's3');
+      if (storage.driver !== 's3') return;
+      assert.equal(storage.bucket, '2024');
+      assert.equal(storage.region, 'eu-central-1');
+      assert.equal(storage.regionendpoint, 'http://127.0.0.1:8333');
+      assert.equal(storage.accesskey, '123456');
+      assert.equal(storage.secretkey, 'true');
+      assert.equal(storage.forcepathstyle, true);
+      assert.equal(storage.chunksize, 6 * 1024 * 1024);
     });
   });
 
@@ -353,6 +526,7 @@ describe('config/load', function () {
           'auth:',
           '  htpasswd:',
           '    realm: basic',
+          '    path: /etc/registry/htpasswd',
           '',
         ].join('\n'),
       );
@@ -366,7 +540,8 @@ describe('config/load', function () {
       });
       assert.equal(c.deleteEnabled, true);
       assert.equal(c.log.level, 'debug');
-      assert.deepEqual(c.ignored, ['auth']);
+      assert.deepEqual(c.ignored, []);
+      assert.deepEqual(c.auth?.htpasswd, { realm: 'basic', path: '/etc/registry/htpasswd' });
     });
 
     it('reads `inmemory:` with no value as the inmemory driver', async function () {
@@ -439,6 +614,36 @@ describe('config/load', function () {
       const r = await runCli(['verify', path]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /ok \(storage inmemory, listening on 127\.0\.0\.1:5055\)/);
+    });
+
+    it('exits 1 on a bad s3 section and names the field', async function () {
+      const path = await file(
+        'bad-s3.yml',
+        'storage:\n  s3:\n    bucket: images\n    region: us-east-1\n    chunksize: 1000\n',
+      );
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /storage\.s3\.chunksize/);
+      const good = await file(
+        'good-s3.yml',
+        'storage:\n  s3:\n    bucket: images\n    region: us-east-1\n    v4auth: false\n',
+      );
+      const ok = await runCli(['verify', good]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /storage s3/);
+      assert.match(ok.stdout, /note: storage\.s3\.v4auth is not supported/);
+    });
+
+    it('exits 1 on a bad gcs section and names the field; notes maxconcurrency as ignored', async function () {
+      const path = await file('bad-gcs.yml', 'storage:\n  gcs:\n    bucket: images\n    chunksize: 1000000\n');
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /storage\.gcs\.chunksize/);
+      const good = await file('good-gcs.yml', 'storage:\n  gcs:\n    bucket: images\n    maxconcurrency: 50\n');
+      const ok = await runCli(['verify', good]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /storage gcs/);
+      assert.match(ok.stdout, /note: storage\.gcs\.maxconcurrency is not supported/);
     });
 
     it('notes the sections it ignores', async function () {

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
-import { startRegistry, type RunningRegistry } from '../../src/compose.js';
+import { startRegistry, type RunningRegistry, type StartOptions } from '../../src/compose.js';
 
 /** The repository root (dist/test/helpers → three levels up). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -36,14 +36,21 @@ export interface InProcessRegistry {
  * Starts Berth in this process on 127.0.0.1 with an OS-chosen port. `config` is raw config (Distribution keys);
  * storage defaults to inmemory unless the config or `driver` says otherwise. Logs are silent.
  */
-export async function startInProcess(config: RawConfig = {}, driver?: StorageDriver): Promise<InProcessRegistry> {
+export async function startInProcess(
+  config: RawConfig = {},
+  driver?: StorageDriver,
+  options: Omit<StartOptions, 'driver'> = {},
+): Promise<InProcessRegistry> {
   const raw: RawConfig = {
     ...config,
     storage: { ...(config.storage?.filesystem === undefined ? { inmemory: {} } : {}), ...config.storage },
     http: { addr: '127.0.0.1:0', ...config.http, debug: { addr: '127.0.0.1:0', ...config.http?.debug } },
   };
   const resolved = resolveConfig(raw, 'test');
-  const registry = await startRegistry(resolved, pino({ level: 'silent' }), driver === undefined ? {} : { driver });
+  const registry = await startRegistry(resolved, pino({ level: 'silent' }), {
+    ...options,
+    ...(driver === undefined ? {} : { driver }),
+  });
   const debug = registry.debugAddress;
   return {
     url: `http://127.0.0.1:${registry.address.port}`,

@@ -277,10 +277,24 @@ describe('operator against a real API server @integration', function () {
       assert.doesNotMatch(await kubectlOk(cluster, ['get', 'registry', 'registry', '-n', NS]), /IMAGE/);
     });
 
-    it('reports a storage driver this build lacks as Degraded on the S3 example', async () => {
-      const r = await awaitCondition(cluster, NS, 'registry-s3', 'Degraded', 'True');
-      assert.equal(condition(r, 'Degraded')?.reason, 'DriverNotAvailable');
-      assert.equal(condition(r, 'StorageReady')?.status, 'False');
+    it('deploys the S3 example, and reports a storage driver this build lacks (azure) as Degraded', async () => {
+      const s3 = await awaitCondition(cluster, NS, 'registry-s3', 'StorageReady', 'True');
+      assert.notEqual(condition(s3, 'Degraded')?.reason, 'DriverNotAvailable');
+      const manifest = [
+        'apiVersion: berth.dev/v1alpha1',
+        'kind: Registry',
+        'metadata: {name: registry-azure, namespace: berth-examples}',
+        'spec: {storage: {azure: {accountName: berthtest, container: images}}}',
+      ].join('\n');
+      const applied = await cluster.kubectl(['apply', '-f', '-'], manifest);
+      assert.equal(applied.code, 0, applied.stderr);
+      try {
+        const r = await awaitCondition(cluster, NS, 'registry-azure', 'Degraded', 'True');
+        assert.equal(condition(r, 'Degraded')?.reason, 'DriverNotAvailable');
+        assert.equal(condition(r, 'StorageReady')?.status, 'False');
+      } finally {
+        await cluster.kubectl(['delete', 'registry', 'registry-azure', '-n', NS, '--wait=true']);
+      }
     });
 
     it('sets Ready from the Deployment status, as a kubelet reports it', async () => {

@@ -31,6 +31,9 @@ describe('layer lint rule', function () {
     ['src/oci/probe.ts', "import { RegistryStorage } from '../storage/registry.js';"],
     ['src/metrics/probe.ts', "import { createMetrics } from '../registry/metrics.js';"],
     ['src/notifications/probe.ts', "import { RegistryStorage } from '../storage/registry.js';"],
+    ['src/auth/probe.ts', "import { createApp } from '../registry/app.js';"],
+    ['src/auth/probe.ts', "import { RegistryStorage } from '../storage/registry.js';"],
+    ['src/config/probe.ts', "import { Policy } from '../auth/policy.js';"],
   ];
   for (const [file, code] of upward) {
     it(`fails an upward import: ${file} ${code}`, async () => {

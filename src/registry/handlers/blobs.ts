@@ -8,6 +8,7 @@ import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js
 import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
 import { recordEvent } from '../events.js';
 import { sendFile } from '../send-file.js';
+import { UploadSigner } from '../upload-state.js';
 
 /** What storage throws for something a repository does not hold. */
 const MISSING: ReadonlySet<ErrorCode> = new Set(['BLOB_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UPLOAD_UNKNOWN']);
@@ -44,6 +45,16 @@ function requireDigest(raw: unknown) {
 
 export function blobHandlers(deps: RegistryDeps, urls: Urls) {
   const { storage } = deps;
+  const secret = deps.config.http.secret ?? '';
+  const signer = secret === '' ? undefined : new UploadSigner(secret);
+
+  /** The request's `_state`, checked against the session when upload locations are signed. */
+  function uploadState(ctx: Ctx, name: string, id: string): string | undefined {
+    if (signer === undefined) return undefined;
+    const state = queryString(ctx.query['_state']);
+    signer.verify(state, name, id, ctx.state.grant.user);
+    return state;
+  }
 
   async function getBlob(ctx: Ctx, name: string, param: string): Promise<void> {
     const digest = parseDigest(param);
@@ -93,8 +104,8 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     recordEvent(deps, ctx, 'delete', { repository: name, digest: digest.value, url: urls.blob(name, digest.value) });
   }
 
-  function sessionHeaders(ctx: Ctx, name: string, id: string, size: number): void {
-    ctx.set('Location', urls.upload(name, id));
+  function sessionHeaders(ctx: Ctx, name: string, id: string, size: number, state: string | undefined): void {
+    ctx.set('Location', urls.upload(name, id, state));
     ctx.set('Range', `0-${Math.max(size - 1, 0)}`);
     ctx.set('Docker-Upload-UUID', id);
   }
@@ -113,7 +124,9 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       // A malformed digest, like a missing or bad `from`, is simply not mountable (as in CNCF Distribution).
       const digest = digestOrUndefined(mount);
       const from = queryString(ctx.query['from']);
-      if (digest !== undefined && from !== undefined && from !== name && isValidName(from)) {
+      // Mounting reads the source: without pull on it, the client gets an ordinary session instead (and learns nothing).
+      const readable = from !== undefined && ctx.state.grant.allows('repository', from, 'pull');
+      if (digest !== undefined && from !== undefined && from !== name && isValidName(from) && readable) {
         try {
           const desc = await storage.repository(from).statter.stat(digest);
           await repo.blobs.link(digest);
@@ -148,31 +161,35 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       return;
     }
     const session = await repo.uploads.create();
-    sessionHeaders(ctx, name, session.id, 0);
+    const state = signer?.sign(name, session.id, session.startedAt, ctx.state.grant.user);
+    sessionHeaders(ctx, name, session.id, 0, state);
     ctx.set('OCI-Chunk-Min-Length', '0');
     emptyBody(ctx, 202);
   }
 
   async function uploadStatus(ctx: Ctx, name: string, id: string): Promise<void> {
+    const state = uploadState(ctx, name, id);
     const status = await storage.repository(name).uploads.status(id);
-    sessionHeaders(ctx, name, id, status.size);
+    sessionHeaders(ctx, name, id, status.size, state);
     emptyBody(ctx, 204);
   }
 
   async function patchUpload(ctx: Ctx, name: string, id: string): Promise<void> {
     writable(deps);
+    const state = uploadState(ctx, name, id);
     const range = parseContentRange(ctx.get('Content-Range') || undefined);
     const length = contentLength(ctx.req);
     const status = await storage.repository(name).uploads.append(id, ctx.req, {
       ...(range === undefined ? {} : { range }),
       ...(length === undefined ? {} : { length }),
     });
-    sessionHeaders(ctx, name, id, status.size);
+    sessionHeaders(ctx, name, id, status.size, state);
     emptyBody(ctx, 202);
   }
 
   async function putUpload(ctx: Ctx, name: string, id: string): Promise<void> {
     writable(deps);
+    uploadState(ctx, name, id);
     const digest = requireDigest(ctx.query['digest']);
     const uploads = storage.repository(name).uploads;
     let desc: BlobDescriptor;
@@ -192,6 +209,7 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
 
   async function cancelUpload(ctx: Ctx, name: string, id: string): Promise<void> {
     writable(deps);
+    uploadState(ctx, name, id);
     await storage.repository(name).uploads.cancel(id);
     emptyBody(ctx, 204);
   }

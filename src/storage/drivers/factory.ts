@@ -2,7 +2,9 @@
 import type { StorageConfig } from '../../config/schema.js';
 import type { StorageDriver } from '../driver.js';
 import { FilesystemDriver } from './filesystem/index.js';
+import { GcsDriver } from './gcs/index.js';
 import { InMemoryDriver } from './inmemory/index.js';
+import { S3Driver } from './s3/index.js';
 
 export function createDriver(config: StorageConfig): StorageDriver {
   switch (config.driver) {
@@ -10,5 +12,9 @@ export function createDriver(config: StorageConfig): StorageDriver {
       return new FilesystemDriver(config);
     case 'inmemory':
       return new InMemoryDriver();
+    case 's3':
+      return new S3Driver(config);
+    case 'gcs':
+      return new GcsDriver(config);
   }
 }
