@@ -25,6 +25,9 @@ import {
   DEBUG_PORT,
   GCS_KEY_DIR,
   HTPASSWD_DIR,
+  TOKEN_BUNDLE_DIR,
+  TLS_DIR,
+  CLIENT_CA_DIR,
   REDIS_PORT,
   REGISTRY_PORT,
   redisAddress,
@@ -124,7 +127,13 @@ function registryContainer(registry: Registry, rendered: RenderedConfig, image: 
     { name: 'tmp', mountPath: '/tmp' },
   ];
   if (kind === 'filesystem' || kind === 'emptyDir') mounts.push({ name: 'data', mountPath: DATA_DIR });
+  // Whole-Secret volumes (never subPath), so the kubelet swaps in a changed Secret and Berth re-reads the files.
   if (spec.auth?.htpasswd !== undefined) mounts.push({ name: 'htpasswd', mountPath: HTPASSWD_DIR, readOnly: true });
+  if (spec.auth?.token?.rootCertBundle !== undefined) {
+    mounts.push({ name: 'token-bundle', mountPath: TOKEN_BUNDLE_DIR, readOnly: true });
+  }
+  if (spec.tls !== undefined) mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+  if (spec.tls?.clientCA !== undefined) mounts.push({ name: 'client-ca', mountPath: CLIENT_CA_DIR, readOnly: true });
   if (spec.storage.gcs?.credentialsSecret !== undefined) {
     mounts.push({ name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true });
   }
@@ -182,6 +191,13 @@ function registryVolumes(registry: Registry): V1Volume[] {
   }
   if (spec.auth?.htpasswd !== undefined) {
     volumes.push({ name: 'htpasswd', secret: { secretName: spec.auth.htpasswd.name } });
+  }
+  if (spec.auth?.token?.rootCertBundle !== undefined) {
+    volumes.push({ name: 'token-bundle', secret: { secretName: spec.auth.token.rootCertBundle.name } });
+  }
+  if (spec.tls !== undefined) volumes.push({ name: 'tls', secret: { secretName: spec.tls.secretName } });
+  if (spec.tls?.clientCA !== undefined) {
+    volumes.push({ name: 'client-ca', secret: { secretName: spec.tls.clientCA.name } });
   }
   if (spec.storage.gcs?.credentialsSecret !== undefined) {
     volumes.push({ name: 'gcs-key', secret: { secretName: spec.storage.gcs.credentialsSecret.name } });
@@ -420,8 +436,10 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
 }
 
 /** `name.namespace.svc:port`: where pods in the cluster reach the registry. */
+/** Where clients reach the registry in the cluster; `https://` in front when it serves TLS. */
 export function endpoint(registry: Registry): string {
-  return `${names(registry).service}.${registry.metadata?.namespace ?? 'default'}.svc:${registry.spec.service.port}`;
+  const host = `${names(registry).service}.${registry.metadata?.namespace ?? 'default'}.svc:${registry.spec.service.port}`;
+  return registry.spec.tls === undefined ? host : `https://${host}`;
 }
 
 /** Short descriptions for the status (and `kubectl get reg` columns). */

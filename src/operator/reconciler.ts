@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject, V1Deployment, V1PersistentVolumeClaim, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { DRIVER_NAMES, IGNORED_SECTIONS } from '../config/schema.js';
+import { DRIVER_NAMES } from '../config/schema.js';
 import type { Registry } from './api/types.js';
 import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint, type RegistryImage } from './builders.js';
 import { Kube, apiMessage, isConflict, type ObjectRef } from './kube.js';
@@ -112,6 +112,8 @@ export class Reconciler {
     field: string,
     name: string | undefined,
     keys: readonly string[],
+    /** Berth re-reads the mounted files when they change: the Secret's version stays out of the pod template. */
+    reloaded = false,
   ): Promise<void> {
     if (name === undefined) return;
     const ns = registry.metadata?.namespace ?? 'default';
@@ -124,7 +126,7 @@ export class Reconciler {
       });
       return;
     }
-    found.versions.push(`${name}@${secret.metadata?.resourceVersion ?? ''}`);
+    if (!reloaded) found.versions.push(`${name}@${secret.metadata?.resourceVersion ?? ''}`);
     for (const key of keys) {
       if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
         found.problems.push({
@@ -246,19 +248,33 @@ export class Reconciler {
     await this.#checkSecret(registry, found, 'cache', 'spec.cache.redis.passwordSecret', password?.name, [
       password?.key ?? '',
     ]);
-    if (registry.spec.auth?.htpasswd !== undefined) {
-      const htpasswd = registry.spec.auth.htpasswd;
-      await this.#checkSecret(registry, found, 'auth', 'spec.auth.htpasswd', htpasswd.name, [htpasswd.key]);
-      if ((IGNORED_SECTIONS as readonly string[]).includes('auth')) {
-        problems.push({
-          area: 'auth',
-          reason: 'AuthNotSupported',
-          message:
-            'spec.auth: this Berth build does not enforce htpasswd authentication yet, so the registry is not deployed rather than served open; remove spec.auth to deploy it without authentication',
-          blocksDeployment: true,
-        });
-      }
+    const { auth, tls } = registry.spec;
+    if (auth?.htpasswd !== undefined) {
+      await this.#checkSecret(
+        registry,
+        found,
+        'auth',
+        'spec.auth.htpasswd',
+        auth.htpasswd.name,
+        [auth.htpasswd.key],
+        true,
+      );
     }
+    const bundle = auth?.token?.rootCertBundle;
+    await this.#checkSecret(registry, found, 'auth', 'spec.auth.token.rootCertBundle', bundle?.name, [
+      bundle?.key ?? '',
+    ]);
+    await this.#checkSecret(
+      registry,
+      found,
+      'auth',
+      'spec.tls.secretName',
+      tls?.secretName,
+      ['tls.crt', 'tls.key'],
+      true,
+    );
+    const clientCA = tls?.clientCA;
+    await this.#checkSecret(registry, found, 'auth', 'spec.tls.clientCA', clientCA?.name, [clientCA?.key ?? ''], true);
     const blocked = problems.some((p) => p.blocksDeployment === true);
     const objects = buildOwnedObjects(registry, {
       defaultImage: this.#defaultImage,

@@ -10,12 +10,45 @@ export const CONFIG_DIR = '/etc/berth';
 export const CONFIG_FILE = `${CONFIG_DIR}/config.yml`;
 export const DATA_DIR = '/var/lib/registry';
 export const HTPASSWD_DIR = '/etc/berth/auth';
+export const TOKEN_BUNDLE_DIR = '/etc/berth/token';
+export const TLS_DIR = '/etc/berth/tls';
+export const CLIENT_CA_DIR = '/etc/berth/client-ca';
 export const GCS_KEY_DIR = '/etc/berth/gcs';
 export const REGISTRY_PORT = 5000;
 export const DEBUG_PORT = 5001;
 export const REDIS_PORT = 6379;
 
 type Tree = { [key: string]: unknown };
+
+/** The `auth` section: files come from the Secrets the pod mounts (see builders), never inline. */
+function renderAuth(spec: RegistrySpec): Tree | undefined {
+  const auth = spec.auth;
+  if (auth === undefined) return undefined;
+  const out: Tree = {};
+  if (auth.htpasswd !== undefined) {
+    out['htpasswd'] = { realm: 'berth', path: `${HTPASSWD_DIR}/${auth.htpasswd.key}` };
+  }
+  if (auth.token !== undefined) {
+    const t = auth.token;
+    out['token'] = {
+      realm: t.realm,
+      service: t.service,
+      issuer: t.issuer,
+      ...(t.rootCertBundle === undefined ? {} : { rootcertbundle: `${TOKEN_BUNDLE_DIR}/${t.rootCertBundle.key}` }),
+      ...(t.jwksUrl === undefined ? {} : { jwks: t.jwksUrl }),
+      ...(t.signingAlgorithms === undefined ? {} : { signingalgorithms: t.signingAlgorithms }),
+    };
+  }
+  if (auth.policy !== undefined) {
+    const p = auth.policy;
+    out['policy'] = {
+      ...(p.groups === undefined ? {} : { groups: p.groups }),
+      ...(p.catalog === undefined ? {} : { catalog: p.catalog }),
+      rules: (p.rules ?? []).map((r) => ({ repository: r.repository, access: r.access })),
+    };
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
+}
 
 export interface RenderedConfig {
   /** The parsed config, before serialising. */
@@ -88,6 +121,7 @@ function storageSection(spec: RegistrySpec): { section: Tree; env: V1EnvVar[] } 
     const gcs = storage.gcs;
     const section: Tree = { bucket: gcs.bucket, rootdirectory: gcs.rootDirectory };
     if (gcs.credentialsSecret !== undefined) section['keyfile'] = `${GCS_KEY_DIR}/${gcs.credentialsSecret.key}`;
+    if (gcs.endpoint !== undefined) section['endpoint'] = gcs.endpoint;
     return { section: { gcs: section }, env: [] };
   }
   // A claim is usually a network block device (EBS, a persistent disk, Ceph RBD) that can stall for seconds, beyond
@@ -151,8 +185,16 @@ export function renderConfig(
       env.push(secretEnv('REGISTRY_REDIS_PASSWORD', cache.redis.passwordSecret.name, cache.redis.passwordSecret.key));
     }
   }
-  if (spec.auth?.htpasswd !== undefined) {
-    config['auth'] = { htpasswd: { realm: 'berth', path: `${HTPASSWD_DIR}/${spec.auth.htpasswd.key}` } };
+  const auth = renderAuth(spec);
+  if (auth !== undefined) config['auth'] = auth;
+  if (spec.tls !== undefined) {
+    const http = config['http'] as Tree;
+    http['tls'] = {
+      certificate: `${TLS_DIR}/tls.crt`,
+      key: `${TLS_DIR}/tls.key`,
+      ...(spec.tls.clientCA === undefined ? {} : { clientcas: [`${CLIENT_CA_DIR}/${spec.tls.clientCA.key}`] }),
+      minimumversion: spec.tls.minimumVersion,
+    };
   }
   if (spec.configOverrides !== undefined) config = mergeConfig(config, spec.configOverrides);
   const yaml = `# Rendered by the Berth operator from Registry ${registry.metadata?.namespace}/${registry.metadata?.name}; edits are overwritten.\n${stringify(config)}`;

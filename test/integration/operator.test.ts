@@ -439,7 +439,7 @@ describe('operator against a real API server @integration', function () {
       assert.equal(at(pvc, 'spec.storageClassName'), 'fast-ssd');
     });
 
-    it('refuses to deploy a registry that asks for authentication this build cannot enforce', async () => {
+    it('deploys htpasswd auth and TLS from Secrets, and an edit of either does not roll the pods (Berth reloads)', async () => {
       await kubectlOk(cluster, [
         'create',
         'secret',
@@ -452,12 +452,67 @@ describe('operator against a real API server @integration', function () {
       await kubectlOk(
         cluster,
         ['apply', '-f', '-'],
-        registryYaml('with-auth', 'storage: {emptyDir: {}}\nauth: {htpasswd: {name: htpasswd}}'),
+        registryYaml(
+          'with-auth',
+          'storage: {emptyDir: {}}\nauth: {htpasswd: {name: htpasswd}}\ntls: {secretName: with-auth-tls}',
+        ),
       );
-      const obj = await awaitCondition(cluster, NS, 'with-auth', 'Degraded', 'True');
-      assert.equal(condition(obj, 'Degraded')?.reason, 'AuthNotSupported');
-      assert.equal(condition(obj, 'Ready')?.reason, 'Blocked');
-      assert.equal(await getObject(cluster, 'deployment', 'with-auth', NS), undefined);
+      // The certificate's Secret is missing: reported, naming the field and the keys it must hold.
+      const missing = await awaitCondition(cluster, NS, 'with-auth', 'Degraded', 'True');
+      assert.equal(condition(missing, 'Degraded')?.reason, 'SecretNotFound');
+      assert.match(
+        condition(missing, 'Degraded')?.message ?? '',
+        /spec\.tls\.secretName: Secret .*with-auth-tls does not exist.*tls\.crt, tls\.key/,
+      );
+      await kubectlOk(cluster, [
+        'create',
+        'secret',
+        'generic',
+        'with-auth-tls',
+        '-n',
+        NS,
+        '--from-literal=tls.crt=c',
+        '--from-literal=tls.key=k',
+      ]);
+      await kubectlOk(cluster, ['annotate', 'registry', 'with-auth', '-n', NS, `touch=${Date.now()}`, '--overwrite']);
+      const ok = await awaitCondition(cluster, NS, 'with-auth', 'Degraded', 'False');
+      assert.match(String(at(ok, 'status.endpoint')), /^https:\/\/with-auth\./);
+      const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'with-auth', NS));
+      const volumes = at(deployment, 'spec.template.spec.volumes') as Json[];
+      for (const name of ['htpasswd', 'tls'])
+        assert.ok(
+          volumes.some((v) => v['name'] === name),
+          name,
+        );
+      const hash = (at(deployment, 'spec.template.metadata.annotations') as Json)['berth.dev/config-hash'];
+      // New users and a renewed certificate: the kubelet updates the mounted files, and Berth re-reads them.
+      await kubectlOk(cluster, [
+        'create',
+        'secret',
+        'generic',
+        'htpasswd',
+        '-n',
+        NS,
+        '--from-literal=htpasswd=v:$2y$05$def',
+        '--dry-run=client',
+        '-o',
+        'yaml',
+      ]).then((yaml) => kubectlOk(cluster, ['apply', '-f', '-'], yaml));
+      await kubectlOk(cluster, [
+        'patch',
+        'secret',
+        'with-auth-tls',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"stringData":{"tls.crt":"renewed"}}',
+      ]);
+      await kubectlOk(cluster, ['annotate', 'registry', 'with-auth', '-n', NS, `touch=${Date.now()}`, '--overwrite']);
+      await awaitCondition(cluster, NS, 'with-auth', 'Degraded', 'False');
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = await getObject(cluster, 'deployment', 'with-auth', NS);
+      assert.equal((at(after, 'spec.template.metadata.annotations') as Json)['berth.dev/config-hash'], hash);
     });
 
     it('makes a ServiceMonitor once the monitoring.coreos.com API exists, and removes objects the spec drops', async () => {

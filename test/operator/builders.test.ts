@@ -488,6 +488,27 @@ describe('operator/builders', function () {
       assert.ok(container(owned).volumeMounts?.some((m) => m.name === 'htpasswd' && m.mountPath === HTPASSWD_DIR));
       assert.match(owned.rendered.yaml, new RegExp(`path: ${HTPASSWD_DIR}/file`));
     });
+
+    it('mounts the TLS, client CA and token bundle Secrets whole (not subPath, so renewals reach the pod)', function () {
+      const owned = build({
+        auth: {
+          token: { realm: 'https://a/t', service: 's', issuer: 'i', rootCertBundle: { name: 'signer', key: 'b.pem' } },
+        },
+        tls: { secretName: 'cert', clientCA: { name: 'cas' } },
+      });
+      const volumes = podSpec(owned.deployment).volumes ?? [];
+      for (const [volume, secret] of [
+        ['tls', 'cert'],
+        ['client-ca', 'cas'],
+        ['token-bundle', 'signer'],
+      ] as const) {
+        assert.deepEqual(volumes.find((v) => v.name === volume)?.secret, { secretName: secret });
+        const mount = container(owned).volumeMounts?.find((m) => m.name === volume);
+        assert.ok(mount !== undefined && mount.subPath === undefined && mount.readOnly === true, volume);
+      }
+      assert.equal(endpoint(registry({ tls: { secretName: 'cert' } })), `https://${NAME}.${NAMESPACE}.svc:5000`);
+      assert.equal(endpoint(registry({})), `${NAME}.${NAMESPACE}.svc:5000`);
+    });
   });
 
   describe('Service', function () {

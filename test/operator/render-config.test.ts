@@ -7,6 +7,9 @@ import {
   DATA_DIR,
   GCS_KEY_DIR,
   HTPASSWD_DIR,
+  TOKEN_BUNDLE_DIR,
+  TLS_DIR,
+  CLIENT_CA_DIR,
   mergeConfig,
   redisAddress,
   renderConfig,
@@ -57,6 +60,32 @@ const ACCEPTED: Record<string, DeepPartial<RegistrySpec>> = {
     deleteEnabled: true,
     logLevel: 'debug',
     metrics: { enabled: false },
+  },
+  'token auth with a certificate bundle and a JWKS': {
+    auth: {
+      token: {
+        realm: 'https://auth.example.com/token',
+        service: 'registry.example.com',
+        issuer: 'auth.example.com',
+        rootCertBundle: { name: 'token-signer' },
+        jwksUrl: 'https://auth.example.com/jwks.json',
+        signingAlgorithms: ['ES256', 'RS256'],
+      },
+    },
+  },
+  'htpasswd with a policy, and TLS with a client CA': {
+    auth: {
+      htpasswd: { name: 'users' },
+      policy: {
+        groups: { 'team-a': ['alice'] },
+        catalog: ['authenticated'],
+        rules: [
+          { repository: ['library/*'], access: { anonymous: ['pull'], '@team-a': ['pull', 'push'] } },
+          { repository: ['team-a/**'], access: { '@team-a': ['*'] } },
+        ],
+      },
+    },
+    tls: { secretName: 'registry-tls', clientCA: { name: 'clients' }, minimumVersion: 'tls1.3' },
   },
   'config overrides of Distribution keys': {
     configOverrides: {
@@ -175,6 +204,26 @@ describe('operator/render-config', function () {
         name: 'REGISTRY_STORAGE_AZURE_ACCOUNTKEY',
         valueFrom: { secretKeyRef: { name: 'az', key: 'accountKey' } },
       });
+    });
+
+    it('names the mounted token bundle, TLS and client CA files, never their contents', function () {
+      const token = parse(render(ACCEPTED['token auth with a certificate bundle and a JWKS'] ?? {}).yaml) as Tree;
+      assert.deepEqual(at(token, 'auth.token'), {
+        realm: 'https://auth.example.com/token',
+        service: 'registry.example.com',
+        issuer: 'auth.example.com',
+        rootcertbundle: `${TOKEN_BUNDLE_DIR}/ca.crt`,
+        jwks: 'https://auth.example.com/jwks.json',
+        signingalgorithms: ['ES256', 'RS256'],
+      });
+      const tls = parse(render(ACCEPTED['htpasswd with a policy, and TLS with a client CA'] ?? {}).yaml) as Tree;
+      assert.deepEqual(at(tls, 'http.tls'), {
+        certificate: `${TLS_DIR}/tls.crt`,
+        key: `${TLS_DIR}/tls.key`,
+        clientcas: [`${CLIENT_CA_DIR}/ca.crt`],
+        minimumversion: 'tls1.3',
+      });
+      assert.equal((at(tls, 'auth.policy.rules') as unknown[]).length, 2);
     });
 
     it('names the mounted htpasswd file, not its contents', function () {

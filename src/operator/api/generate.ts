@@ -101,6 +101,11 @@ function typeSchema(schema: Schema): JSONSchema {
         out.additionalProperties = false;
       } else if (schema.additionalProperties?.type === 'string') {
         return { description: schema.description, tsType: 'Record<string, string>' };
+      } else if (
+        schema.additionalProperties?.type === 'array' &&
+        schema.additionalProperties.items?.type === 'string'
+      ) {
+        return { description: schema.description, tsType: 'Record<string, string[]>' };
       }
       return out;
     }

@@ -197,6 +197,10 @@ const storage: Schema = {
       required: ['bucket'],
       properties: {
         bucket: str('Bucket name.', { minLength: 3, maxLength: 222 }),
+        endpoint: str('Base URL of the JSON API of a GCS-compatible service or emulator; Google’s when absent.', {
+          pattern: '^https?://',
+          maxLength: 2048,
+        }),
         rootDirectory,
         credentialsSecret: secretKeyRef(
           'Secret with a service-account key file; workload identity when absent.',
@@ -274,9 +278,127 @@ const spec: Schema = {
     cache,
     auth: {
       type: 'object',
-      description: 'Client authentication.',
+      description:
+        'Client authentication: htpasswd users (with an optional policy) or tokens from an issuer. Unauthenticated when absent.',
+      'x-kubernetes-validations': [
+        {
+          rule: '!(has(self.htpasswd) && has(self.token))',
+          message: 'configure htpasswd or token auth, not both',
+          reason: 'FieldValueInvalid',
+        },
+        {
+          rule: '!(has(self.token) && has(self.policy))',
+          message: 'a policy applies to htpasswd users; with token auth the token’s access claims decide',
+          reason: 'FieldValueInvalid',
+        },
+      ],
       properties: {
-        htpasswd: secretKeyRef('Secret holding an htpasswd file (bcrypt entries).', 'htpasswd'),
+        htpasswd: secretKeyRef(
+          'Secret holding an htpasswd file (bcrypt entries, `htpasswd -B`); an edit reaches the pods without a restart.',
+          'htpasswd',
+        ),
+        token: {
+          type: 'object',
+          description: 'Bearer tokens from an issuer that implements the Docker registry token protocol.',
+          required: ['realm', 'service', 'issuer'],
+          'x-kubernetes-validations': [
+            {
+              rule: 'has(self.rootCertBundle) || has(self.jwksUrl)',
+              message: 'token auth needs the issuer’s keys: rootCertBundle, jwksUrl, or both',
+              reason: 'FieldValueRequired',
+            },
+          ],
+          properties: {
+            realm: str('The token endpoint clients are sent to.', { pattern: '^https?://', maxLength: 2048 }),
+            service: str('This registry’s name at the issuer (the tokens’ audience).', {
+              minLength: 1,
+              maxLength: 253,
+            }),
+            issuer: str('The tokens’ issuer (`iss`).', { minLength: 1, maxLength: 253 }),
+            rootCertBundle: secretKeyRef('Secret holding the PEM certificates that sign tokens.', 'ca.crt'),
+            jwksUrl: str('URL of the issuer’s JWK Set.', { pattern: '^https?://', maxLength: 2048 }),
+            signingAlgorithms: {
+              type: 'array',
+              description: 'Algorithms accepted; every asymmetric one when absent (HMAC is never accepted).',
+              maxItems: 10,
+              'x-kubernetes-list-type': 'set',
+              items: str('An algorithm.', {
+                enum: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+              }),
+            },
+          },
+        },
+        policy: {
+          type: 'object',
+          description:
+            'Who may do what, by repository, for htpasswd users. Without a policy every htpasswd user may do everything and anonymous clients nothing.',
+          properties: {
+            groups: {
+              type: 'object',
+              description: 'Group name → user names; rules name a group as `@name`.',
+              maxProperties: 256,
+              additionalProperties: {
+                type: 'array',
+                description: 'User names.',
+                maxItems: 1024,
+                items: str('A user name.', { maxLength: 253 }),
+              },
+            },
+            catalog: {
+              type: 'array',
+              description: 'Principals that may list /v2/_catalog (`authenticated` when absent).',
+              maxItems: 64,
+              items: str('A principal: a user, `@group`, `authenticated` or `anonymous`.', { maxLength: 253 }),
+            },
+            rules: {
+              type: 'array',
+              description: 'Rules in order; the first whose repository glob matches decides.',
+              maxItems: 256,
+              'x-kubernetes-list-type': 'atomic',
+              items: {
+                type: 'object',
+                description: 'One rule.',
+                required: ['repository', 'access'],
+                properties: {
+                  repository: {
+                    type: 'array',
+                    description: 'Repository globs: `*` within a path segment, `**` across segments.',
+                    maxItems: 64,
+                    items: str('A glob.', { minLength: 1, maxLength: 255 }),
+                  },
+                  access: {
+                    type: 'object',
+                    description: 'Principal (a user, `@group`, `authenticated`, `anonymous`) → actions.',
+                    maxProperties: 64,
+                    additionalProperties: {
+                      type: 'array',
+                      description: 'Actions.',
+                      maxItems: 4,
+                      items: str('An action.', { enum: ['pull', 'push', 'delete', '*'] }),
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    tls: {
+      type: 'object',
+      description:
+        'Serve HTTPS with the certificate in a Secret (as cert-manager writes it); a renewal reaches the pods without a restart.',
+      required: ['secretName'],
+      properties: {
+        secretName: str('A Secret with `tls.crt` and `tls.key`, in the Registry’s namespace.', {
+          pattern: DNS_SUBDOMAIN,
+          maxLength: 253,
+        }),
+        clientCA: secretKeyRef(
+          'Secret holding the CA certificates clients must present a certificate from (mutual TLS).',
+          'ca.crt',
+        ),
+        minimumVersion: str('Oldest TLS version accepted.', { enum: ['tls1.2', 'tls1.3'], default: 'tls1.2' }),
       },
     },
     httpSecret: {

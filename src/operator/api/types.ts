@@ -43,11 +43,11 @@ export interface RegistrySpec {
   storage: RegistryStorage;
   cache: RegistryCache;
   /**
-   * Client authentication.
+   * Client authentication: htpasswd users (with an optional policy) or tokens from an issuer. Unauthenticated when absent.
    */
   auth?: {
     /**
-     * Secret holding an htpasswd file (bcrypt entries).
+     * Secret holding an htpasswd file (bcrypt entries, `htpasswd -B`); an edit reaches the pods without a restart.
      */
     htpasswd?: {
       /**
@@ -59,6 +59,106 @@ export interface RegistrySpec {
        */
       key: string;
     };
+    /**
+     * Bearer tokens from an issuer that implements the Docker registry token protocol.
+     */
+    token?: {
+      /**
+       * The token endpoint clients are sent to.
+       */
+      realm: string;
+      /**
+       * This registry’s name at the issuer (the tokens’ audience).
+       */
+      service: string;
+      /**
+       * The tokens’ issuer (`iss`).
+       */
+      issuer: string;
+      /**
+       * Secret holding the PEM certificates that sign tokens.
+       */
+      rootCertBundle?: {
+        /**
+         * Name of the Secret, in the Registry’s namespace.
+         */
+        name: string;
+        /**
+         * Key within the Secret.
+         */
+        key: string;
+      };
+      /**
+       * URL of the issuer’s JWK Set.
+       */
+      jwksUrl?: string;
+      /**
+       * Algorithms accepted; every asymmetric one when absent (HMAC is never accepted).
+       *
+       * Items: An algorithm.
+       */
+      signingAlgorithms?: (
+        'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+      )[];
+    };
+    /**
+     * Who may do what, by repository, for htpasswd users. Without a policy every htpasswd user may do everything and anonymous clients nothing.
+     */
+    policy?: {
+      /**
+       * Group name → user names; rules name a group as `@name`.
+       */
+      groups?: Record<string, string[]>;
+      /**
+       * Principals that may list /v2/_catalog (`authenticated` when absent).
+       *
+       * Items: A principal: a user, `@group`, `authenticated` or `anonymous`.
+       */
+      catalog?: string[];
+      /**
+       * Rules in order; the first whose repository glob matches decides.
+       *
+       * Items: One rule.
+       */
+      rules?: {
+        /**
+         * Repository globs: `*` within a path segment, `**` across segments.
+         *
+         * Items: A glob.
+         */
+        repository: string[];
+        /**
+         * Principal (a user, `@group`, `authenticated`, `anonymous`) → actions.
+         */
+        access: Record<string, string[]>;
+      }[];
+    };
+  };
+  /**
+   * Serve HTTPS with the certificate in a Secret (as cert-manager writes it); a renewal reaches the pods without a restart.
+   */
+  tls?: {
+    /**
+     * A Secret with `tls.crt` and `tls.key`, in the Registry’s namespace.
+     */
+    secretName: string;
+    /**
+     * Secret holding the CA certificates clients must present a certificate from (mutual TLS).
+     */
+    clientCA?: {
+      /**
+       * Name of the Secret, in the Registry’s namespace.
+       */
+      name: string;
+      /**
+       * Key within the Secret.
+       */
+      key: string;
+    };
+    /**
+     * Oldest TLS version accepted.
+     */
+    minimumVersion: 'tls1.2' | 'tls1.3';
   };
   /**
    * Secret that signs upload locations, shared by all replicas. When absent, the operator generates one and keeps it in a Secret named <registry>-http-secret.
@@ -318,6 +418,10 @@ export interface RegistryStorage {
      * Bucket name.
      */
     bucket: string;
+    /**
+     * Base URL of the JSON API of a GCS-compatible service or emulator; Google’s when absent.
+     */
+    endpoint?: string;
     /**
      * Prefix under which the registry keeps its files in the bucket or container.
      */

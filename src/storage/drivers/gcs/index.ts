@@ -31,7 +31,7 @@ export type GcsDriverOptions = Omit<GcsStorageConfig, 'driver' | 'maxconcurrency
 
 /** Names per listing page: GCS's largest. */
 const LIST_MAX = 1000;
-/** Object deletes of one directory delete in flight at once (the JSON API deletes one object per request). */
+/** Deletes of one directory's objects in flight at once (the JSON API deletes one object per request). */
 const DELETE_CONCURRENCY = 16;
 const CONTENT_TYPE = 'application/octet-stream';
 /**
@@ -81,7 +81,7 @@ function emptyStream(): Readable {
 }
 
 /** The HTTP status of an SDK failure (ApiError.code, or a Gaxios response's status), if it has one. */
-export function httpStatus(err: unknown): number | undefined {
+function httpStatus(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown } };
   if (typeof e.code === 'number') return e.code;
@@ -375,6 +375,8 @@ export class GcsDriver implements StorageDriver {
     let written = 0;
     let upload: Writable | undefined;
     let uploadFailure: Error | undefined;
+    /** Whether the temporary object may exist, and so must be deleted whatever happens. */
+    let tempUsed = false;
     let finishedWriter = false;
 
     const takePending = (): Buffer => {
@@ -402,6 +404,7 @@ export class GcsDriver implements StorageDriver {
           }
           // More than one chunk: the rest streams into a resumable upload of the temporary object, which sends
           // (and retries) a chunk at a time, so the writer holds at most about two chunks.
+          tempUsed = true;
           upload = tempFile.createWriteStream({ resumable: true, chunkSize, contentType: CONTENT_TYPE });
           upload.on('error', (err: unknown) => {
             uploadFailure ??= fail(err);
@@ -431,7 +434,9 @@ export class GcsDriver implements StorageDriver {
     });
 
     const dropTemp = async (): Promise<void> => {
+      if (!tempUsed) return;
       if (upload !== undefined && !upload.writableFinished) {
+        // The session is left unfinished; GCS discards it after a week.
         upload.destroy();
         await finished(upload).catch(() => undefined);
       }
@@ -441,18 +446,23 @@ export class GcsDriver implements StorageDriver {
     const commit = async (): Promise<void> => {
       if (finishedWriter) throw new Error('writer already finished');
       finishedWriter = true;
-      if (!stream.writableEnded) throw new Error(`gcs: commit of ${path} before its stream ended`);
-      await finished(stream);
-      // Appending nothing leaves the file as it is.
-      if (base !== undefined && written === 0) return;
-      if (upload === undefined && base === undefined) {
-        // Everything fits one request, which replaces the object at once.
-        const body = takePending();
-        await this.#send(path, () => this.#file(key).save(body, { resumable: false, contentType: CONTENT_TYPE }), true);
-        return;
-      }
       try {
+        if (!stream.writableEnded) throw new Error(`gcs: commit of ${path} before its stream ended`);
+        await finished(stream);
+        // Appending nothing leaves the file as it is.
+        if (base !== undefined && written === 0) return;
+        if (upload === undefined && base === undefined) {
+          // Everything fits one request, which replaces the object at once.
+          const body = takePending();
+          await this.#send(
+            path,
+            () => this.#file(key).save(body, { resumable: false, contentType: CONTENT_TYPE }),
+            true,
+          );
+          return;
+        }
         if (upload === undefined) {
+          tempUsed = true;
           const body = takePending();
           await this.#send(path, () => tempFile.save(body, { resumable: false, contentType: CONTENT_TYPE }), true);
         }
