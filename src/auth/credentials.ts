@@ -39,6 +39,8 @@ export function parseAuthorization(header: string | undefined): Credentials {
     const colon = decoded.indexOf(':');
     if (colon < 0) return { kind: 'malformed', why: 'Basic credentials have no colon between user and password' };
     const user = decoded.slice(0, colon);
+    // `Basic Og==` (":"): what containers/image sends with no credentials configured, after a Basic challenge.
+    if (decoded === ':') return { kind: 'none' };
     if (user === '') return { kind: 'malformed', why: 'Basic credentials have an empty user name' };
     return { kind: 'basic', user, password: decoded.slice(colon + 1) };
   }

@@ -131,8 +131,10 @@ class BasicAccess implements AccessController {
     const grant: Grant =
       this.#policy?.grant(user) ?? (user === undefined ? { user, allows: () => false } : { user, allows: () => true });
     if (needed.length === 0) {
-      // The API base: a valid login, or anonymous access to something.
-      if (user !== undefined || this.#policy?.anonymousAccess === true) return grant;
+      // The API base answers 200 to a valid login only. Clients learn from this ping whether to send credentials at
+      // all: containers/image (skopeo, podman, buildah) and Docker never send them after a 200, so a user allowed to
+      // push could not. A client without credentials takes the 401 and goes on anonymously, which a policy may allow.
+      if (user !== undefined) return grant;
       this.#fail('missing', 'authentication required');
     }
     if (allowsAll(grant, needed)) return grant;

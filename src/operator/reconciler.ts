@@ -4,13 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject, V1Deployment, V1PersistentVolumeClaim, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { DRIVER_NAMES } from '../config/schema.js';
 import type { Registry } from './api/types.js';
 import { buildHttpSecret, buildOwnedObjects, describeBackends, endpoint, type RegistryImage } from './builders.js';
 import { Kube, apiMessage, isConflict, type ObjectRef } from './kube.js';
 import { FIELD_MANAGER, names, selectorLabels, selectorString } from './names.js';
 import type { RunResult } from './queue.js';
-import { storageKind } from './render-config.js';
 import { computeStatus, idleStatus, type Problem } from './status.js';
 
 /** Optional owned objects: deleted when the spec stops asking for them (and by `Removed`). */
@@ -165,15 +163,6 @@ export class Reconciler {
   async #checkStorage(registry: Registry, found: Findings): Promise<{ skipPvc: boolean }> {
     const { problems } = found;
     const { storage } = registry.spec;
-    const kind = storageKind(registry.spec);
-    const driver = kind === 'emptyDir' ? 'filesystem' : kind;
-    if (!(DRIVER_NAMES as readonly string[]).includes(driver)) {
-      problems.push({
-        area: 'storage',
-        reason: 'DriverNotAvailable',
-        message: `spec.storage.${kind}: this Berth build has no ${kind} storage driver yet (it has ${DRIVER_NAMES.join(', ')}); pods of an image without it refuse the config`,
-      });
-    }
     const s3 = storage.s3?.credentialsSecret;
     const check = (field: string, name: string | undefined, keys: readonly string[]): Promise<void> =>
       this.#checkSecret(registry, found, 'storage', `spec.storage.${field}.credentialsSecret`, name, keys);

@@ -14,8 +14,9 @@ describe('auth/credentials', function () {
     assert.deepEqual(parseAuthorization('Bearer aaa.bbb.ccc'), { kind: 'bearer', token: 'aaa.bbb.ccc' });
   });
 
-  it('gives none without a header', function () {
+  it('gives none without a header, and for the empty Basic pair anonymous containers/image clients send', function () {
     assert.deepEqual(parseAuthorization(undefined), { kind: 'none' });
+    assert.deepEqual(parseAuthorization('Basic Og=='), { kind: 'none' });
   });
 
   for (const [what, header] of [

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunningOperator } from '../../src/operator/main.js';
 import { CLI, removeDir, spawnRegistry, tempDir, type ChildRegistry } from '../helpers/harness.js';
@@ -20,6 +20,7 @@ import {
 import type { KubeCluster } from '../helpers/kube.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs.js';
+import { issueCert, makeCa } from '../helpers/token-issuer.js';
 import {
   EXAMPLES_DIR,
   at,
@@ -219,6 +220,120 @@ describe('operator-rendered config run by berth serve @integration', function ()
         new ListObjectsV2Command({ Bucket: bucket, Prefix: 'docker/registry/v2/blobs/' }),
       );
       assert.ok((listed.KeyCount ?? 0) > 0, 'blobs in the bucket');
+    });
+  });
+
+  describe('the secure example: htpasswd, a policy and TLS', () => {
+    after(async () => {
+      await registry?.stop();
+      registry = undefined;
+    });
+
+    it('runs examples/secure.yaml as rendered, and skopeo round-trips with --creds over TLS', async () => {
+      // The certificate's Secret, as cert-manager would write it (here from a test CA made with openssl).
+      const ca = await makeCa(work, 'bridge-ca');
+      const server = await issueCert(work, ca, 'bridge-registry', 'server');
+      await kubectlOk(cluster, [
+        'create',
+        'secret',
+        'tls',
+        'registry-secure-tls',
+        '-n',
+        NS,
+        `--cert=${server.cert}`,
+        `--key=${server.key}`,
+      ]);
+      await kubectlOk(cluster, ['apply', '-f', join(EXAMPLES_DIR, 'secure.yaml')]);
+      const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'registry-secure', NS));
+      const configMap = await getObject(cluster, 'configmap', 'registry-secure-config', NS);
+      const configYml = String((at(configMap, 'data') as Json)['config.yml']);
+      const configFile = join(work, 'secure-config.yml');
+      await writeFile(configFile, configYml);
+      const verified = await runCommand(process.execPath, [CLI, 'verify', configFile], { timeoutMs: 30_000 });
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.doesNotMatch(verified.stdout, /ignored/);
+
+      // What the pod's Secret volumes hold, written where this test can: the config's paths are the mount points.
+      const mounted = async (secretName: string, key: string, file: string): Promise<string> => {
+        const secret = await getObject(cluster, 'secret', secretName, NS);
+        const data = (at(secret, 'data') as Record<string, string>)[key];
+        assert.ok(data !== undefined, `${secretName} has ${key}`);
+        const path = join(work, 'mounts', file);
+        await mkdir(join(path, '..'), { recursive: true });
+        await writeFile(path, Buffer.from(data, 'base64'));
+        return path;
+      };
+      const config = configYml;
+      assert.match(config, /path: \/etc\/berth\/auth\/htpasswd/);
+      assert.match(config, /certificate: \/etc\/berth\/tls\/tls.crt/);
+      const env = await containerEnv(deployment as Json);
+      registry = await spawnRegistry(
+        {
+          ...env,
+          REGISTRY_AUTH_HTPASSWD_PATH: await mounted('registry-users', 'htpasswd', 'auth/htpasswd'),
+          REGISTRY_HTTP_TLS_CERTIFICATE: await mounted('registry-secure-tls', 'tls.crt', 'tls/tls.crt'),
+          REGISTRY_HTTP_TLS_KEY: await mounted('registry-secure-tls', 'tls.key', 'tls/tls.key'),
+          REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(work, 'secure-data'),
+          REGISTRY_HTTP_ADDR: '127.0.0.1:0',
+          REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+        },
+        configFile,
+      );
+      const host = `127.0.0.1:${registry.port}`;
+      const certDir = join(work, 'secure-certs.d');
+      await mkdir(certDir, { recursive: true });
+      await copyFile(ca.caCert, join(certDir, 'ca.crt'));
+      // alice (team-a) pushes to team-a/ and library/; anyone pulls library/; nobody pushes anonymously.
+      await skopeo(ctx, [
+        'copy',
+        '--dest-creds',
+        'alice:CHANGE-ME',
+        '--dest-cert-dir',
+        certDir,
+        `oci:${image.dir}:${image.tag}`,
+        `docker://${host}/library/base:v1`,
+      ]);
+      const anonymous = await skopeo(ctx, ['inspect', '--cert-dir', certDir, `docker://${host}/library/base:v1`]);
+      assert.equal((JSON.parse(anonymous.stdout) as Json)['Digest'], image.manifestDigest);
+      const refused = await runCommand(
+        ctx.bin,
+        [
+          '--policy',
+          ctx.policy,
+          'copy',
+          '--dest-cert-dir',
+          certDir,
+          `oci:${image.dir}:${image.tag}`,
+          `docker://${host}/library/other:v1`,
+        ],
+        { env: ctx.env, timeoutMs: 60_000 },
+      );
+      assert.notEqual(refused.code, 0, 'an anonymous push is refused');
+      assert.match(refused.stderr, /unauthorized|authentication required/i);
+      const bobPush = await runCommand(
+        ctx.bin,
+        [
+          '--policy',
+          ctx.policy,
+          'copy',
+          '--dest-creds',
+          'bob:CHANGE-ME',
+          '--dest-cert-dir',
+          certDir,
+          `oci:${image.dir}:${image.tag}`,
+          `docker://${host}/team-a/app:v1`,
+        ],
+        { env: ctx.env, timeoutMs: 60_000 },
+      );
+      assert.notEqual(bobPush.code, 0, 'bob, not in team-a, may not push there');
+      // Over TLS only: the certificate the example names is the one served.
+      const served = await readFile(join(work, 'mounts', 'tls', 'tls.crt'), 'utf8');
+      assert.match(served, /BEGIN CERTIFICATE/);
+      const plain = await fetch(`http://${host}/v2/`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      assert.equal(plain, 0, 'plain HTTP on the TLS port fails');
     });
   });
 });

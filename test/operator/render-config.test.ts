@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import type { V1EnvVar } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { applyEnvironment, resolveConfig } from '../../src/config/load.js';
+import { DRIVER_NAMES } from '../../src/config/schema.js';
+import { registrySchema } from '../../src/operator/api/schema.js';
 import type { RegistrySpec } from '../../src/operator/api/types.js';
 import {
   DATA_DIR,
@@ -386,6 +388,15 @@ describe('operator/render-config', function () {
       assert.equal(storageKind(registry({ storage: { s3: { bucket: 'b' } } }).spec), 's3');
       assert.equal(storageKind(registry({ storage: { azure: { accountName: 'a', container: 'c' } } }).spec), 'azure');
       assert.equal(storageKind(registry({ storage: { gcs: { bucket: 'g' } } }).spec), 'gcs');
+    });
+
+    it('offers only backends this build has a driver for (the operator no longer checks at run time)', function () {
+      const offered = Object.keys(registrySchema.properties?.['spec']?.properties?.['storage']?.properties ?? {});
+      assert.deepEqual(offered.sort(), ['azure', 'emptyDir', 'filesystem', 'gcs', 's3']);
+      for (const kind of offered) {
+        const driver = kind === 'emptyDir' ? 'filesystem' : kind;
+        assert.ok((DRIVER_NAMES as readonly string[]).includes(driver), `no ${driver} driver for spec.storage.${kind}`);
+      }
     });
   });
 });
