@@ -11,9 +11,11 @@ const layers = [
   { target: './src/storage/drivers', from: ['./src/storage'], except: ['./drivers', './driver.ts'] },
   {
     target: './src/storage',
-    from: ['./src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
+    from: ['./src/cache', './src/gc', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
   },
-  { target: './src/cache', from: ['./src/registry', './src/operator', './src/cli', './src/compose.ts'] },
+  { target: './src/cache', from: ['./src/gc', './src/registry', './src/operator', './src/cli', './src/compose.ts'] },
+  // Garbage collection works on storage and tells the cache; the registry (HTTP) never runs it.
+  { target: './src/gc', from: ['./src/registry', './src/operator', './src/cli', './src/compose.ts'] },
   {
     target: './src/notifications',
     from: ['./src/storage', './src/cache', './src/registry', './src/operator', './src/cli', './src/compose.ts'],
@@ -31,7 +33,7 @@ const layers = [
       './src/compose.ts',
     ],
   },
-  { target: './src/registry', from: ['./src/operator', './src/cli', './src/compose.ts'] },
+  { target: './src/registry', from: ['./src/gc', './src/operator', './src/cli', './src/compose.ts'] },
   { target: './src/compose.ts', from: ['./src/operator', './src/cli'] },
   {
     target: ['./src/config', './src/oci', './src/metrics', './src/log.ts'],

@@ -455,7 +455,7 @@ export async function runObjectStoreSuite(): Promise<void> {
     notes: [
       'Ratios: > 1 means Berth is better (req/s and MiB/s Berth ÷ Distribution 3).',
       `Both registries go through the same Toxiproxy proxies (latency toxics of ${s.s3LatencyMs} ms to S3 and ${s.redisLatencyMs} ms to Redis, each way; 0 on the loopback rows), one registry at a time; same bucket (own root directory each), same redis-server (own database each), FLUSHALL and fresh processes before each scenario.`,
-      "Distribution has no two-tier cache: in that mode it runs its Redis cache. Its Redis pool (poolsize, maxidleconns) equals the load's connections. Blob GETs stream through both registries (Distribution with storage.redirect.disable: true; Berth has no redirect yet).",
+      "Distribution has no two-tier cache: in that mode it runs its Redis cache. Its Redis pool (poolsize, maxidleconns) equals the load's connections. Blob GETs stream through both registries (storage.redirect.disable: true for both; with redirects on, bytes would bypass both).",
       'Object-store requests per HEAD are counted at the S3 server (SeaweedFS_s3_request_total) over the measured load, divided by the HEADs completed.',
       "Not like for like: SeaweedFS on loopback answers in well under a millisecond before the added latency, where a real S3 takes 5–20 ms and varies; the filesystem rows are on this machine's disk.",
       `${s.quick ? '**QUICK run**: for checking the harness, not for quoting. ' : ''}HEAD loads: ${s.durationS} s after ${s.warmupS} s warm-up at ${s.connections} connections; transfers: one run each.`,

@@ -4,6 +4,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +117,8 @@ const FLAVOURS: Readonly<Record<RegistryId, Flavour>> = {
           // `flushchunks` makes Berth fsync each PATCH's bytes before answering, as Distribution always does: only
           // for the chunked-push row that compares equal durability (run.ts's second Berth).
           ...(o.storage ?? { filesystem: { rootdirectory: o.root, ...(o.flushChunks ? { flushchunks: true } : {}) } }),
+          // On object storage both stream blob GETs themselves (the pull rows compare registries, not the store).
+          ...(o.storage === undefined ? {} : { redirect: { disable: true } }),
           delete: { enabled: true },
           maintenance: { uploadpurging: { enabled: false } },
           cache: redis ? { blobdescriptor: 'redis', twotier: o.cache === 'twotier' } : { blobdescriptor: o.cache },
@@ -229,7 +232,10 @@ function kernelPort(): Promise<number> {
 /** The HTTP status of GET /v2/, or undefined when nothing answered within a second. */
 export function probe(url: URL): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const req = request(new URL('/v2/', url), { method: 'GET', timeout: 1000, agent: false }, (res) => {
+    const send = url.protocol === 'https:' ? httpsRequest : request;
+    // A benchmark's own test certificate: the probe only asks whether the server answers.
+    const tls = url.protocol === 'https:' ? { rejectUnauthorized: false } : {};
+    const req = send(new URL('/v2/', url), { method: 'GET', timeout: 1000, agent: false, ...tls }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode));
       res.on('error', () => resolve(undefined));
@@ -285,6 +291,22 @@ export interface StartOptions {
   readonly redisDb?: number;
   /** Distribution 3's Redis pool size (default 64). */
   readonly redisPoolSize?: number;
+  /** Sections merged over the registry's config (`auth`, `http.tls`): keys both read the same way. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+  /** Serves HTTPS (its config's http.tls, in `extra`): the readiness probe and baseUrl use https. */
+  readonly tls?: boolean;
+}
+
+/** `over` merged into `base` key by key (objects recursively; anything else replaces). */
+function merged(base: Record<string, unknown>, over: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    const isObj = (x: unknown): x is Record<string, unknown> =>
+      typeof x === 'object' && x !== null && !Array.isArray(x);
+    out[k] = isObj(b) && isObj(v) ? merged(b, v) : v;
+  }
+  return out;
 }
 
 /**
@@ -331,7 +353,8 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
     redisDb: options.redisDb ?? 0,
     redisPoolSize: options.redisPoolSize,
   };
-  await writeFile(configFile, stringify(flavour.config(input)));
+  const config = merged(flavour.config(input) as Record<string, unknown>, options.extra ?? {});
+  await writeFile(configFile, stringify(config));
   const logFile = join(options.dir, 'registry.log');
 
   // Output goes straight to a file, so the benchmark's own event loop never spends time relaying registry logs.
@@ -359,7 +382,7 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
     clearTimeout(timer);
   };
 
-  const baseUrl = new URL(`http://127.0.0.1:${port}`);
+  const baseUrl = new URL(`${options.tls === true ? 'https' : 'http'}://127.0.0.1:${port}`);
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   let lastStatus: number | undefined;
   for (let attempt = 0; attempt < 400 && Date.now() < deadline; attempt++) {
@@ -372,7 +395,8 @@ async function startOnce(id: RegistryId, options: StartOptions): Promise<Running
       throw new Error(`${label} exited (${child.exitCode ?? child.signalCode}) while starting; log:\n${tail(logFile)}`);
     }
     lastStatus = await probe(baseUrl);
-    if (lastStatus === 200) {
+    // With auth on, an anonymous /v2/ answers 401 with its challenge: up all the same.
+    if (lastStatus === 200 || (lastStatus === 401 && options.extra?.['auth'] !== undefined)) {
       const pid = child.pid;
       if (pid === undefined) break;
       const debugUrl = id === 'berth' ? new URL(`http://127.0.0.1:${debugPort}`) : undefined;

@@ -14,6 +14,7 @@
 //   BENCH_SUITE=cache      instead, the blob descriptor cache comparison of cache.ts (its own variables are there)
 //   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
 //   BENCH_SUITE=objectstore instead, objectstore.ts: Berth and Distribution 3 on S3 and Redis behind added latency
+//   BENCH_SUITE=auth       instead, auth.ts: Bearer tokens, auth on and off, and TLS, Berth beside Distribution 3
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -21,6 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runCacheSuite } from './cache.js';
 import { runFloorSuite } from './floor.js';
+import { runAuthSuite } from './auth.js';
 import { runObjectStoreSuite } from './objectstore.js';
 import { runSlowVolume, SLOW_VOLUME_DELAY_MS, type SlowVolumeOutcome } from './slow-volume.js';
 import { RegistryClient, type FileRange } from './client.js';
@@ -486,7 +488,8 @@ try {
   else if (suite === 'cache') await runCacheSuite();
   else if (suite === 'floor') await runFloorSuite();
   else if (suite === 'objectstore') await runObjectStoreSuite();
-  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache, floor or objectstore`);
+  else if (suite === 'auth') await runAuthSuite();
+  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache, floor, objectstore or auth`);
 } catch (err) {
   progress(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   killAllNow();

@@ -15,6 +15,9 @@ const USAGE = `usage:
   berth verify FILE             check a configuration file and name every bad field
   berth check URL [--repository NAME] [--timeout SECONDS]
                                 push a tiny image to the registry at URL and pull it back, checking every digest
+  berth gc [--config FILE] [--dry-run] [--delete-untagged] [--json] [--grace DURATION]
+                                sweep blobs (and, with --delete-untagged, manifests) no tag reaches, while
+                                registries serve; nothing newer than --grace (default 1h) is swept
 `;
 
 /**
@@ -234,6 +237,8 @@ async function main(argv: string[]): Promise<number> {
         return await verify(rest);
       case 'check':
         return await check(rest);
+      case 'gc':
+        return await (await import('./gc-command.js')).gcCommand(rest);
       case 'operator':
         return await operator(rest);
       case undefined:

@@ -97,6 +97,12 @@ const STRING_KEYS: ReadonlySet<string> = new Set([
   'keyid',
   'useragent',
   'realm',
+  'accountname',
+  'container',
+  'connectionstring',
+  'serviceurl',
+  'clientid',
+  'tenantid',
   'service',
   'issuer',
 ]);
@@ -132,12 +138,10 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
 }
 
 /**
- * Keys Distribution's config has and Berth accepts without acting on them, where the raw config sets them: no
- * storage driver of this build redirects blob reads, ioredis multiplexes one connection per node (no pool), and
- * events carry no `references`.
+ * Keys Distribution's config has and Berth accepts without acting on them, where the raw config sets them: ioredis
+ * multiplexes one connection per node (no pool), and events carry no `references`.
  */
 const IGNORED_KEYS: ReadonlyArray<readonly [string, string]> = [
-  ['storage', 'redirect'],
   ['redis', 'pool'],
   ['notifications', 'events'],
 ];
@@ -160,6 +164,18 @@ function ignoredKeys(raw: unknown): string[] {
   // gcs: Distribution's bound on concurrent calls; Berth's calls are bounded per writer and per listing instead.
   const gcs = isTree(storage) ? storage['gcs'] : undefined;
   if (isTree(gcs) && gcs['maxconcurrency'] !== undefined) ignored.push('storage.gcs.maxconcurrency');
+  // azure: a connection string names the account and endpoint, a serviceurl the endpoint; an explicit credential
+  // other than shared_key uses no account key; TLS is always verified.
+  const azure = isTree(storage) ? storage['azure'] : undefined;
+  if (isTree(azure)) {
+    const set = (key: string): boolean => azure[key] !== undefined && azure[key] !== '';
+    const type = isTree(azure['credentials']) ? azure['credentials']['type'] : undefined;
+    if (set('connectionstring') && set('accountname')) ignored.push('storage.azure.accountname');
+    if ((set('connectionstring') || set('serviceurl')) && set('realm')) ignored.push('storage.azure.realm');
+    if ((type === 'client_secret' || type === 'default_credentials') && set('accountkey'))
+      ignored.push('storage.azure.accountkey');
+    if (azure['skipverify'] === true) ignored.push('storage.azure.skipverify');
+  }
   return ignored;
 }
 
@@ -173,13 +189,15 @@ function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): Resolve
         ? { driver: 's3', ...s.s3, region: s.s3.region === '' ? 'us-east-1' : s.s3.region }
         : s.gcs !== undefined
           ? { driver: 'gcs', ...s.gcs }
-          : ({
-              driver: 'filesystem',
-              rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
-              eventloopio: s.filesystem?.eventloopio ?? 'auto',
-              flushchunks: s.filesystem?.flushchunks ?? false,
-              maxthreads: s.filesystem?.maxthreads ?? 16,
-            } as const);
+          : s.azure !== undefined
+            ? { driver: 'azure', ...s.azure }
+            : ({
+                driver: 'filesystem',
+                rootdirectory: s.filesystem?.rootdirectory ?? '/var/lib/registry',
+                eventloopio: s.filesystem?.eventloopio ?? 'auto',
+                flushchunks: s.filesystem?.flushchunks ?? false,
+                maxthreads: s.filesystem?.maxthreads ?? 16,
+              } as const);
   const present = c as unknown as Tree;
   return {
     log: c.log,
@@ -187,6 +205,7 @@ function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): Resolve
     deleteEnabled: s.delete.enabled,
     readOnly: s.maintenance.readonly.enabled,
     redirect: !s.redirect.disable,
+    redirectExpiry: s.redirect.expiry,
     cache: s.cache,
     uploadPurging: s.maintenance.uploadpurging,
     http: c.http,

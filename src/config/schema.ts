@@ -23,7 +23,7 @@ const listenAddress = z
 // Strict like every other section, so a misspelt `enabeld` is an error rather than a silent `false`.
 const enabledFlag = (def: boolean) => z.strictObject({ enabled: z.boolean().default(def) }).prefault({});
 
-export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'gcs'] as const;
+export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'gcs', 'azure'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
 
 const FilesystemParams = z.strictObject({
@@ -146,14 +146,104 @@ const GcsParams = z.strictObject({
     .default(''),
 });
 
+/** Azure's rules: account names are 3–24 lowercase letters and digits; containers 3–63, with single hyphens inside. */
+const AZURE_ACCOUNT = /^[a-z0-9]{3,24}$/;
+const AZURE_CONTAINER = /^(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*$/;
+export const AZURE_CREDENTIAL_TYPES = ['shared_key', 'client_secret', 'default_credentials'] as const;
+
+/**
+ * CNCF Distribution's `storage.azure` keys, plus `connectionstring` (Azurite, or any endpoint with its key) and
+ * `serviceurl` (an endpoint other than `https://<accountname>.blob.<realm>`). Without a key, a connection string or
+ * `credentials`, DefaultAzureCredential applies: workload identity on AKS, managed identity, the environment.
+ */
+const AzureParams = z
+  .strictObject({
+    accountname: z.string().default(''),
+    /** The account's shared key, base64. */
+    accountkey: z.string().default(''),
+    container: z.string().regex(AZURE_CONTAINER, {
+      message: 'expected a container name of 3 to 63 lowercase letters, digits and single hyphens',
+    }),
+    realm: z.string().min(1).default('core.windows.net'),
+    rootdirectory: z.string().default(''),
+    serviceurl: z
+      .string()
+      .refine((v) => v === '' || (URL.canParse(v) && /^https?:\/\/[^/]/.test(v)), {
+        message: 'expected an http or https URL, such as https://myaccount.blob.core.windows.net',
+      })
+      .default(''),
+    connectionstring: z
+      .string()
+      .refine((v) => v === '' || /(?:^|;)\s*(?:AccountName|BlobEndpoint)=/i.test(v), {
+        message: 'expected an Azure Storage connection string with AccountName= or BlobEndpoint=',
+      })
+      .default(''),
+    /** Distribution's explicit choice of credential; the keys above choose one when it is absent. */
+    credentials: z
+      .strictObject({
+        type: z.enum(AZURE_CREDENTIAL_TYPES),
+        clientid: z.string().default(''),
+        tenantid: z.string().default(''),
+        secret: z.string().default(''),
+      })
+      .optional(),
+    /** Retries of a failed request (exponential backoff from retry_delay); -1 for none. */
+    max_retries: z.number().int().min(-1).max(20).default(5),
+    retry_delay: duration.refine((ms) => ms > 0 && ms <= 60_000, { message: 'expected from 1ms to 60s' }).default(100),
+    /** Distribution skips TLS verification with it; Berth does not, and reports `true` as ignored. */
+    skipverify: z.boolean().default(false),
+  })
+  .superRefine((a, ctx) => {
+    const issue = (path: (string | number)[], message: string): void => {
+      ctx.addIssue({ code: 'custom', path, message });
+    };
+    if (a.connectionstring !== '') {
+      for (const key of ['accountkey', 'serviceurl'] as const) {
+        if (a[key] !== '') issue([key], 'give either connectionstring, which carries it, or this key');
+      }
+      if (a.credentials !== undefined) issue(['credentials'], 'give either connectionstring or credentials');
+    } else if (!AZURE_ACCOUNT.test(a.accountname)) {
+      issue(
+        ['accountname'],
+        a.accountname === ''
+          ? 'the account name is required unless connectionstring is given'
+          : 'expected an account name of 3 to 24 lowercase letters and digits',
+      );
+    }
+    if (a.accountkey !== '' && !/^[A-Za-z0-9+/]+={0,2}$/.test(a.accountkey)) {
+      issue(['accountkey'], 'expected the account key as Azure shows it (base64)');
+    }
+    if (a.credentials?.type === 'shared_key' && a.accountkey === '' && a.connectionstring === '') {
+      issue(['accountkey'], 'credentials.type shared_key needs the account key');
+    }
+    if (a.credentials?.type === 'client_secret') {
+      for (const key of ['clientid', 'tenantid', 'secret'] as const) {
+        if (a.credentials[key] === '') issue(['credentials', key], 'required with credentials.type client_secret');
+      }
+    }
+  });
+
 const StorageSchema = z
   .strictObject({
     filesystem: FilesystemParams.nullish(),
     inmemory: z.strictObject({}).nullish(),
     s3: S3Params.optional(),
     gcs: GcsParams.optional(),
+    azure: AzureParams.optional(),
     delete: enabledFlag(false),
-    redirect: z.strictObject({ disable: z.boolean().default(false) }).prefault({}),
+    /**
+     * Blob GETs answer 307 to a URL on the storage backend (S3 presigned, GCS signed) when the driver can hand one
+     * out, so bytes bypass the registry; `disable` streams them through Berth. `expiry` is how long such a URL
+     * works (Distribution's 20 minutes; at most 7 days, as S3 and GCS allow).
+     */
+    redirect: z
+      .strictObject({
+        disable: z.boolean().default(false),
+        expiry: duration
+          .refine((ms) => ms >= 1000 && ms <= 7 * 24 * 3_600_000, { message: 'expected from 1s to 168h' })
+          .default(20 * 60_000),
+      })
+      .prefault({}),
     cache: z
       .strictObject({
         blobdescriptor: z.enum(['inmemory', 'redis', 'none', '']).default('inmemory'),
@@ -266,7 +356,8 @@ export type StorageConfig =
     }
   | { readonly driver: 'inmemory' }
   | S3StorageConfig
-  | GcsStorageConfig;
+  | GcsStorageConfig
+  | AzureStorageConfig;
 
 /** The s3 driver's settings, defaults applied; `region` is set (us-east-1 when only an endpoint was given). */
 export type S3StorageConfig = { readonly driver: 's3' } & Readonly<z.output<typeof S3Params>>;
@@ -274,13 +365,19 @@ export type S3StorageConfig = { readonly driver: 's3' } & Readonly<z.output<type
 /** The gcs driver's settings, defaults applied. */
 export type GcsStorageConfig = { readonly driver: 'gcs' } & Readonly<z.output<typeof GcsParams>>;
 
+/** The azure driver's settings, defaults applied. */
+export type AzureStorageConfig = { readonly driver: 'azure' } & Readonly<z.output<typeof AzureParams>>;
+
 /** What the code uses: defaults applied, durations in milliseconds, the storage driver chosen. */
 export interface ResolvedConfig {
   readonly log: ParsedConfig['log'];
   readonly storage: StorageConfig;
   readonly deleteEnabled: boolean;
   readonly readOnly: boolean;
+  /** Whether blob GETs redirect to the storage backend when the driver offers a URL (storage.redirect.disable). */
   readonly redirect: boolean;
+  /** How long a redirect URL stays good, in milliseconds (storage.redirect.expiry). */
+  readonly redirectExpiry: number;
   readonly cache: ParsedConfig['storage']['cache'];
   readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
   readonly http: ParsedConfig['http'];

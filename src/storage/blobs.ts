@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../oci/errors.js';
 import type { Digest } from '../oci/digest.js';
-import { isNotFound, type PositionalFile, type StorageDriver } from './driver.js';
+import { isNotFound, type PositionalFile, type RedirectOptions, type StorageDriver } from './driver.js';
 import { paths } from './paths.js';
 
 export interface BlobDescriptor {
@@ -77,6 +77,16 @@ export class GlobalBlobs implements BlobStatter {
       if (isNotFound(err)) throw unknown(digest);
       throw err;
     }
+  }
+
+  /**
+   * A URL on the storage backend where the blob's bytes can be read directly (storage.redirect), or undefined when
+   * the driver cannot hand one out. It does not check that the blob exists: callers stat it first.
+   */
+  async redirectURL(digest: Digest, options: RedirectOptions): Promise<string | undefined> {
+    const redirect = this.#driver.redirectURL?.bind(this.#driver);
+    if (redirect === undefined) return undefined;
+    return redirect(paths.blobData(digest), options);
   }
 
   /** Reads a small blob (a manifest) whole. */

@@ -39,6 +39,13 @@ export interface PositionalFile {
   close(): Promise<void>;
 }
 
+/** What a redirect URL is for: the method the client will use, and how long the URL stays good. */
+export interface RedirectOptions {
+  readonly method: 'GET' | 'HEAD';
+  /** Seconds from now until the URL stops working. */
+  readonly expiresInSeconds: number;
+}
+
 export interface StorageDriver {
   /** Short name for logs and metrics (`filesystem`, `inmemory`). */
   readonly name: string;
@@ -56,6 +63,14 @@ export interface StorageDriver {
    * one per chunk. Drivers that can only stream leave it out. Throws PathNotFound.
    */
   open?(path: string): Promise<PositionalFile>;
+  /**
+   * Optional (Distribution's RedirectURL): a URL on the backend itself where a client can read the file with
+   * `method` until the expiry passes, without credentials of its own (an S3 presigned URL, a GCS signed URL, an Azure
+   * SAS), so blob bytes bypass the registry. Resolves undefined when this configuration cannot hand one out (a GCS
+   * emulator, or credentials that cannot sign); the caller then streams through `reader`. It does not check that the
+   * file exists, and it makes no request to the backend. Drivers on local storage leave it out.
+   */
+  redirectURL?(path: string, options: RedirectOptions): Promise<string | undefined>;
   /**
    * Opens a file for writing, truncated or (with append) continuing from its current end. A truncating writer's
    * commit is as durable as putContent; an appending one's makes its bytes visible, and need not make them durable.

@@ -5,7 +5,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { AggregatedHistogram } from '../metrics/aggregated.js';
-import type { FileInfo, FileWriter, PositionalFile, ReadOptions, StorageDriver } from './driver.js';
+import type { FileInfo, FileWriter, PositionalFile, ReadOptions, RedirectOptions, StorageDriver } from './driver.js';
 import { ROOT } from './paths.js';
 
 export const STORAGE_ACTIONS = [
@@ -170,6 +170,11 @@ export class InstrumentedDriver implements StorageDriver {
         close: () => file.close(),
       };
     };
+  }
+
+  /** Present exactly when the wrapped driver has it; signing a URL is local work, so it is not timed as an action. */
+  get redirectURL(): ((path: string, options: RedirectOptions) => Promise<string | undefined>) | undefined {
+    return this.#inner.redirectURL?.bind(this.#inner);
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {

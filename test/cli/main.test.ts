@@ -10,10 +10,10 @@ import { pushImage, randomImage } from '../helpers/push.js';
 describe('berth CLI @integration', function () {
   this.timeout(60_000);
 
-  it('lists serve, operator, verify and check in its usage', async () => {
+  it('lists serve, operator, verify, check and gc in its usage', async () => {
     const r = await runCommand(process.execPath, [CLI, 'help'], { timeoutMs: 30_000 });
     assert.equal(r.code, 0);
-    for (const command of ['berth serve', 'berth operator', 'berth verify', 'berth check'])
+    for (const command of ['berth serve', 'berth operator', 'berth verify', 'berth check', 'berth gc'])
       assert.match(r.stdout, new RegExp(command));
   });
 

@@ -131,13 +131,37 @@ describe('config/load', function () {
       assert.throws(() => resolveConfig({ storage: { filesystem: { maxthreads: 5000 } } }), /maxthreads/);
     });
 
-    it('reports storage.redirect and redis.pool as ignored where the config sets them', function () {
+    it('reports redis.pool as ignored where the config sets it, and no longer storage.redirect', function () {
       assert.deepEqual(resolveConfig({}).ignored, []);
       const c = resolveConfig({
         storage: { inmemory: {}, redirect: { disable: true } },
         redis: { addrs: ['r:6379'], pool: { maxidle: 4 } },
       });
-      assert.deepEqual(c.ignored, ['storage.redirect', 'redis.pool']);
+      assert.deepEqual(c.ignored, ['redis.pool']);
+    });
+
+    it('redirects blob reads by default with URLs good for 20 minutes, and takes disable and expiry', function () {
+      const d = resolveConfig({});
+      assert.equal(d.redirect, true);
+      assert.equal(d.redirectExpiry, 20 * 60_000);
+      const c = resolveConfig({ storage: { inmemory: {}, redirect: { disable: true, expiry: '5m' } } });
+      assert.equal(c.redirect, false);
+      assert.equal(c.redirectExpiry, 5 * 60_000);
+      assert.equal(resolveConfig({ storage: { redirect: { expiry: 90 } } }).redirectExpiry, 90_000);
+    });
+
+    it('refuses a redirect expiry under a second or over seven days, and unknown redirect keys', function () {
+      assert.throws(() => resolveConfig({ storage: { redirect: { expiry: '500ms' } } }), /storage\.redirect\.expiry/);
+      assert.throws(() => resolveConfig({ storage: { redirect: { expiry: '169h' } } }), /storage\.redirect\.expiry/);
+      assert.throws(() => resolveConfig({ storage: { redirect: { disabled: true } } }), /storage\.redirect/);
+    });
+
+    it('takes REGISTRY_STORAGE_REDIRECT_DISABLE and _EXPIRY from the environment', function () {
+      const c = resolveConfig(
+        applyEnvironment({}, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true', REGISTRY_STORAGE_REDIRECT_EXPIRY: '1h' }),
+      );
+      assert.equal(c.redirect, false);
+      assert.equal(c.redirectExpiry, 3_600_000);
     });
 
     it('reports the Distribution sections it ignores, even empty ones', function () {
@@ -322,6 +346,117 @@ describe('config/load', function () {
       assert.deepEqual(inline.ignored, []);
     });
 
+    it('resolves azure with Distribution’s defaults: the public realm, five retries, no key (DefaultAzureCredential)', function () {
+      const c = resolveConfig({ storage: { azure: { accountname: 'berthimages', container: 'images' } } });
+      assert.deepEqual(c.ignored, []);
+      assert.deepEqual(c.storage, {
+        driver: 'azure',
+        accountname: 'berthimages',
+        accountkey: '',
+        container: 'images',
+        realm: 'core.windows.net',
+        rootdirectory: '',
+        serviceurl: '',
+        connectionstring: '',
+        max_retries: 5,
+        retry_delay: 100,
+        skipverify: false,
+      });
+      const azurite = resolveConfig({
+        storage: {
+          azure: {
+            connectionstring: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;',
+            container: 'images',
+            retry_delay: '250ms',
+          },
+        },
+      });
+      assert.equal(azurite.storage.driver === 'azure' && azurite.storage.retry_delay, 250);
+      const client = resolveConfig({
+        storage: {
+          azure: {
+            accountname: 'acct',
+            container: 'images',
+            credentials: { type: 'client_secret', clientid: 'c', tenantid: 't', secret: 's' },
+          },
+        },
+      });
+      assert.equal(client.storage.driver === 'azure' && client.storage.credentials?.type, 'client_secret');
+    });
+
+    it('refuses bad azure settings, naming each field', function () {
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { accountname: 'acct' } } }),
+        configError('storage.azure.container'),
+      );
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { container: 'images' } } }),
+        configError('storage.azure.accountname', 'required unless connectionstring'),
+      );
+      const base = { accountname: 'acct', container: 'images' };
+      for (const [key, value] of [
+        ['accountname', 'My_Account'],
+        ['accountkey', 'not base64!'],
+        ['container', 'Images'],
+        ['container', 'a--b'],
+        ['container', 'ab'],
+        ['serviceurl', 'ftp://blob.local'],
+        ['connectionstring', 'nonsense'],
+        ['max_retries', -2],
+        ['retry_delay', 'soon'],
+        ['realm', ''],
+      ] as const) {
+        assert.throws(
+          () => resolveConfig({ storage: { azure: { ...base, [key]: value } } }),
+          configError(`storage.azure.${key}`),
+          `${key}: ${String(value)}`,
+        );
+      }
+      const cs = 'AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/acct;';
+      for (const key of ['accountkey', 'serviceurl'] as const) {
+        const value = key === 'accountkey' ? 'a2V5' : 'http://127.0.0.1:10000/acct';
+        assert.throws(
+          () => resolveConfig({ storage: { azure: { connectionstring: cs, container: 'images', [key]: value } } }),
+          configError(`storage.azure.${key}`, 'either connectionstring'),
+        );
+      }
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { ...base, credentials: { type: 'client_secret', clientid: 'c' } } } }),
+        (err: unknown) =>
+          configError('storage.azure.credentials.tenantid', 'storage.azure.credentials.secret')(err) &&
+          !String(err).includes('credentials.clientid'),
+      );
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { ...base, credentials: { type: 'shared_key' } } } }),
+        configError('storage.azure.accountkey', 'shared_key'),
+      );
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { ...base, credentials: { type: 'default' } } } }),
+        configError('storage.azure.credentials.type'),
+      );
+      assert.throws(
+        () => resolveConfig({ storage: { azure: { ...base, accountkeyid: 'k' } } }),
+        configError('storage.azure', 'accountkeyid'),
+      );
+    });
+
+    it('reports azure keys it does not act on as ignored', function () {
+      const base = { accountname: 'acct', container: 'images' };
+      const cs = 'AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/acct;';
+      const ignored = (azure: Record<string, unknown>): readonly string[] =>
+        resolveConfig({ storage: { azure } }).ignored;
+      assert.deepEqual(ignored({ ...base, accountkey: 'a2V5', realm: 'core.chinacloudapi.cn' }), []);
+      assert.deepEqual(ignored({ ...base, connectionstring: cs }), ['storage.azure.accountname']);
+      assert.deepEqual(ignored({ ...base, serviceurl: 'http://127.0.0.1:10000/acct', realm: 'x.net' }), [
+        'storage.azure.realm',
+      ]);
+      assert.deepEqual(ignored({ ...base, accountkey: 'a2V5', credentials: { type: 'default_credentials' } }), [
+        'storage.azure.accountkey',
+      ]);
+      assert.deepEqual(ignored({ ...base, skipverify: true }), ['storage.azure.skipverify']);
+      assert.deepEqual(ignored({ ...base, skipverify: false }), []);
+    });
+
     it('rejects two storage drivers with a message naming the storage field', function () {
       assert.throws(
         () => resolveConfig({ storage: { filesystem: {}, inmemory: {} } }, 'my.yml'),
@@ -473,6 +608,49 @@ describe('config/load', function () {
         useragent: '',
         endpoint: 'http://127.0.0.1:4443',
       });
+    });
+
+    it('configures azure from REGISTRY_STORAGE_AZURE_* alone, keeping names and keys as strings', function () {
+      const raw = applyEnvironment(
+        { storage: { filesystem: { rootdirectory: '/data' } } },
+        {
+          REGISTRY_STORAGE: 'azure',
+          REGISTRY_STORAGE_AZURE_ACCOUNTNAME: '123456',
+          REGISTRY_STORAGE_AZURE_ACCOUNTKEY: 'a2V5a2V5a2V5',
+          REGISTRY_STORAGE_AZURE_CONTAINER: '2024',
+          REGISTRY_STORAGE_AZURE_REALM: 'core.usgovcloudapi.net',
+          REGISTRY_STORAGE_AZURE_ROOTDIRECTORY: '/registry',
+          REGISTRY_STORAGE_AZURE_SERVICEURL: 'http://127.0.0.1:10000/123456',
+        },
+      );
+      const c = resolveConfig(raw);
+      assert.deepEqual(c.storage, {
+        driver: 'azure',
+        accountname: '123456',
+        accountkey: 'a2V5a2V5a2V5',
+        container: '2024',
+        realm: 'core.usgovcloudapi.net',
+        rootdirectory: '/registry',
+        serviceurl: 'http://127.0.0.1:10000/123456',
+        connectionstring: '',
+        max_retries: 5,
+        retry_delay: 100,
+        skipverify: false,
+      });
+      assert.deepEqual(c.ignored, ['storage.azure.realm']);
+      const cs =
+        'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://a:1/x;';
+      const fromString = resolveConfig(
+        applyEnvironment(
+          {},
+          {
+            REGISTRY_STORAGE: 'azure',
+            REGISTRY_STORAGE_AZURE_CONNECTIONSTRING: cs,
+            REGISTRY_STORAGE_AZURE_CONTAINER: 'images',
+          },
+        ),
+      );
+      assert.equal(fromString.storage.driver === 'azure' && fromString.storage.connectionstring, cs);
     });
 
     it('configures s3 from REGISTRY_STORAGE_S3_* alone, keeping names and keys as strings', function () {
@@ -644,6 +822,21 @@ describe('config/load', function () {
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /storage gcs/);
       assert.match(ok.stdout, /note: storage\.gcs\.maxconcurrency is not supported/);
+    });
+
+    it('exits 1 on a bad azure section and names the field; notes skipverify as ignored', async function () {
+      const path = await file('bad-azure.yml', 'storage:\n  azure:\n    accountname: acct\n    container: Images\n');
+      const r = await runCli(['verify', path]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /storage\.azure\.container/);
+      const good = await file(
+        'good-azure.yml',
+        'storage:\n  azure:\n    accountname: acct\n    container: images\n    skipverify: true\n',
+      );
+      const ok = await runCli(['verify', good]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /storage azure/);
+      assert.match(ok.stdout, /note: storage\.azure\.skipverify is not supported/);
     });
 
     it('notes the sections it ignores', async function () {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Registry } from 'prom-client';
+import type { RedirectOptions } from '../../src/storage/driver.js';
 import { InstrumentedDriver } from '../../src/storage/instrumented.js';
 import { InMemoryDriver } from '../../src/storage/drivers/inmemory/index.js';
 import { parseMetrics, sumOf } from '../helpers/prometheus.js';
@@ -38,6 +39,20 @@ describe('InstrumentedDriver', function () {
 
   it('keeps the name of the driver it wraps', function () {
     assert.equal(driver.name, 'inmemory');
+  });
+
+  it('has redirectURL exactly when the wrapped driver has it, and passes its answer through', async function () {
+    assert.equal(driver.redirectURL, undefined);
+    class Redirecting extends InMemoryDriver {
+      redirectURL(path: string, options: RedirectOptions): Promise<string | undefined> {
+        return Promise.resolve(`https://store.example${path}?method=${options.method}&s=${options.expiresInSeconds}`);
+      }
+    }
+    const wrapped = new InstrumentedDriver(new Redirecting(), new Registry());
+    assert.equal(
+      await wrapped.redirectURL?.(BLOB, { method: 'GET', expiresInSeconds: 60 }),
+      `https://store.example${BLOB}?method=GET&s=60`,
+    );
   });
 
   it('counts every action in registry_storage_action_seconds by driver and action, failures included', async function () {

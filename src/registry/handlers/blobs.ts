@@ -1,6 +1,6 @@
 // Blob reads and deletes, and the upload endpoints: sessions, chunks, monolithic pushes and cross-repository mounts.
 import { RegistryError, type ErrorCode } from '../../oci/errors.js';
-import { digestOrUndefined, parseDigest } from '../../oci/digest.js';
+import { digestOrUndefined, parseDigest, type Digest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
 import type { BlobDescriptor } from '../../storage/blobs.js';
 import type { Repository } from '../../storage/registry.js';
@@ -56,6 +56,28 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     return state;
   }
 
+  /**
+   * storage.redirect: answers 307 to the URL the driver hands out for the blob, if it hands one out, and says whether
+   * it did. Called only after the blob was found in the repository (and the route checked the client may pull).
+   */
+  async function redirectBlob(ctx: Ctx, digest: Digest): Promise<boolean> {
+    if (!deps.config.redirect) return false;
+    const location = await storage.blobs.redirectURL(digest, {
+      method: 'GET',
+      expiresInSeconds: Math.floor(deps.config.redirectExpiry / 1000),
+    });
+    if (location === undefined) return false;
+    // The URL expires, so no cache may keep the redirect; the blob's own validators belong to the bytes' answer.
+    ctx.remove('ETag');
+    ctx.remove('Accept-Ranges');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Location', location);
+    emptyBody(ctx, 307);
+    ctx.set('Content-Length', '0');
+    ctx.state.log.debug({ digest: digest.value }, 'blob read redirected to storage');
+    return true;
+  }
+
   async function getBlob(ctx: Ctx, name: string, param: string): Promise<void> {
     const digest = parseDigest(param);
     const repo = storage.repository(name);
@@ -67,6 +89,10 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
     ctx.set('Cache-Control', 'max-age=31536000');
     if (noneMatch(ctx.get('If-None-Match'), digest.value)) {
       ctx.status = 304;
+      return;
+    }
+    if (ctx.method === 'GET' && (await redirectBlob(ctx, digest))) {
+      recordEvent(deps, ctx, 'pull', { repository: name, ...descriptorOf(desc), url: urls.blob(name, digest.value) });
       return;
     }
     const range = parseRange(ctx.get('Range') || undefined, desc.size);

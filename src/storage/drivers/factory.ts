@@ -1,6 +1,7 @@
 // Builds the configured storage driver.
 import type { StorageConfig } from '../../config/schema.js';
 import type { StorageDriver } from '../driver.js';
+import { AzureDriver } from './azure/index.js';
 import { FilesystemDriver } from './filesystem/index.js';
 import { GcsDriver } from './gcs/index.js';
 import { InMemoryDriver } from './inmemory/index.js';
@@ -16,5 +17,7 @@ export function createDriver(config: StorageConfig): StorageDriver {
       return new S3Driver(config);
     case 'gcs':
       return new GcsDriver(config);
+    case 'azure':
+      return new AzureDriver(config);
   }
 }

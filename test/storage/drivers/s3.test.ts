@@ -6,7 +6,7 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/clie
 import { resolveConfig } from '../../../src/config/load.js';
 import type { S3StorageConfig } from '../../../src/config/schema.js';
 import { StorageError } from '../../../src/storage/driver.js';
-import { copyRanges, MIN_PART_SIZE, S3Driver } from '../../../src/storage/drivers/s3/index.js';
+import { copyRanges, MIN_PART_SIZE, planParts, S3Driver } from '../../../src/storage/drivers/s3/index.js';
 import { eventually } from '../../helpers/redis.js';
 import { startSeaweedS3, type SeaweedS3 } from '../../helpers/seaweedfs.js';
 import { runDriverSuite } from '../../suites/driver-suite.js';
@@ -40,6 +40,26 @@ async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** SeaweedFS's count of S3 requests so far, by request type (SeaweedFS_s3_request_total, summed over buckets and codes). */
+async function requestCounts(metricsUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^SeaweedFS_s3_request_total\{([^}]*)\}\s+(\S+)/.exec(line);
+    const type = /(?:^|,)type="([^"]*)"/.exec(m?.[1] ?? '')?.[1];
+    if (m === null || type === undefined) continue;
+    counts.set(type, (counts.get(type) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+/** Requests of each type between two counts. */
+function countsSince(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const diff = new Map<string, number>();
+  for (const [type, n] of after) if (n - (before.get(type) ?? 0) > 0) diff.set(type, n - (before.get(type) ?? 0));
+  return diff;
 }
 
 async function write(driver: S3Driver, path: string, content: Buffer, append: boolean): Promise<void> {
@@ -121,7 +141,7 @@ describe('s3 driver on SeaweedFS @integration', function () {
       assert.equal(await pendingUploads(), 0);
     });
 
-    it('appends to a large object by copying it on the server, and to a small one by sending it again', async function () {
+    it('makes a plain object segmented on its first append: a large one copied on the server, a small one sent again', async function () {
       const first = randomBytes(6 * MiB + 1);
       const second = randomBytes(2 * MiB + 5);
       const third = randomBytes(7 * MiB);
@@ -158,6 +178,107 @@ describe('s3 driver on SeaweedFS @integration', function () {
       assert.equal(sha256(await driver.getContent('/dst/blob')), sha256(content));
       await assert.rejects(driver.stat('/src'), (err: unknown) => err instanceof StorageError);
       assert.equal(await pendingUploads(), 0);
+    });
+
+    it('keeps appended chunks as segments: each byte sent once, read and moved byte for byte', async function () {
+      this.timeout(300_000);
+      // 20 chunks of 1 MiB and 6 MiB mixed (runs of small ones, small ones between large ones, a small last one).
+      const sizes = [6, 1, 1, 6, 1, 6, 6, 1, 1, 1, 1, 1, 1, 6, 1, 6, 1, 1, 6, 1].map((n, i) => n * MiB + i);
+      const chunks = sizes.map((n) => randomBytes(n));
+      const all = Buffer.concat(chunks);
+      await driver.putContent('/uploads/u1/startedat', Buffer.from('now'));
+      await driver.putContent('/uploads/u1/data', new Uint8Array());
+      const before = await requestCounts(server.metricsUrl);
+      let size = 0;
+      for (const chunk of chunks) {
+        const w = await driver.writer('/uploads/u1/data', true);
+        assert.equal(w.size(), size);
+        await write(driver, '/uploads/u1/data', chunk, true);
+        await w.cancel();
+        size += chunk.length;
+        assert.equal((await driver.stat('/uploads/u1/data')).size, size);
+      }
+      const appended = countsSince(before, await requestCounts(server.metricsUrl));
+      // Linear: each chunk is sent once, in parts of chunksize, and nothing already stored is copied (a copy is a PUT
+      // too, so continuing the object would show as parts growing with its size) or read back, but the empty first
+      // object (by both writers of the first chunk). SeaweedFS counts HEADs as GETs: three a chunk here (two writers
+      // opened, one stat).
+      const sent = sizes.reduce((n, size) => n + Math.ceil(size / MIN_PART_SIZE), 0);
+      assert.ok((appended.get('PUT') ?? 0) <= sent, JSON.stringify([...appended]));
+      assert.ok((appended.get('GET') ?? 0) <= 3 * chunks.length + 2, JSON.stringify([...appended]));
+      assert.equal(sha256(await readAll(await driver.reader('/uploads/u1/data'))), sha256(all));
+      assert.equal(sha256(await driver.getContent('/uploads/u1/data')), sha256(all));
+      const bounds = sizes.reduce<number[]>((acc, n) => [...acc, (acc.at(-1) ?? 0) + n], [0]);
+      for (const [offset, length] of [
+        [0, 10],
+        [(bounds[1] ?? 0) - 5, 10],
+        [(bounds[3] ?? 0) - 1, (bounds[8] ?? 0) - (bounds[3] ?? 0) + 2],
+        [(bounds[12] ?? 0) + 17, 1],
+        [all.length - 3, 100],
+        [all.length, undefined],
+        [(bounds[9] ?? 0) + 1, undefined],
+        [5, 0],
+      ] as const) {
+        const got = await readAll(await driver.reader('/uploads/u1/data', { offset, length }));
+        const want = all.subarray(offset, length === undefined ? undefined : offset + length);
+        assert.ok(got.equals(want), `offset ${offset} length ${String(length)}: ${got.length} bytes`);
+      }
+      await assert.rejects(
+        driver.reader('/uploads/u1/data', { offset: all.length + 1 }),
+        (err: unknown) => err instanceof StorageError && err.kind === 'InvalidOffset',
+      );
+      // Segments are no files: neither listed nor walked.
+      assert.deepEqual((await driver.list('/uploads/u1')).sort(), ['/uploads/u1/data', '/uploads/u1/startedat']);
+      const keys = await server.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}/uploads/` }));
+      assert.equal(keys.KeyCount, 2 + chunks.length - 1, 'one object at the key and one per later append');
+
+      const moving = await requestCounts(server.metricsUrl);
+      await driver.move('/uploads/u1/data', '/blobs/ab/data');
+      const moved = countsSince(moving, await requestCounts(server.metricsUrl));
+      // One multipart upload (create and complete), a part per large segment or run of small ones.
+      assert.equal(moved.get('POST'), 2, JSON.stringify([...moved]));
+      assert.ok((moved.get('PUT') ?? 0) <= chunks.length, JSON.stringify([...moved]));
+      assert.equal((await driver.stat('/blobs/ab/data')).size, all.length);
+      assert.equal(sha256(await driver.getContent('/blobs/ab/data')), sha256(all));
+      const tail = await readAll(await driver.reader('/blobs/ab/data', { offset: (bounds[17] ?? 0) - 3 }));
+      assert.ok(tail.equals(all.subarray((bounds[17] ?? 0) - 3)));
+      await assert.rejects(driver.stat('/uploads/u1/data'), (err: unknown) => err instanceof StorageError);
+      const left = await server.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}/uploads/` }));
+      assert.deepEqual(
+        (left.Contents ?? []).map((o) => o.Key),
+        [`${root}/uploads/u1/startedat`],
+        'the source and its segments are gone',
+      );
+      assert.equal(await pendingUploads(), 0);
+    });
+
+    it('keeps a segmented file whole for readers when it is replaced, and deletes its segments with it', async function () {
+      await write(driver, '/seg/f', Buffer.from('one-'), true);
+      await write(driver, '/seg/f', Buffer.from('two-'), true);
+      await write(driver, '/seg/f', Buffer.from('three'), true);
+      assert.equal((await driver.getContent('/seg/f')).toString(), 'one-two-three');
+      // An appending writer that is cancelled or writes nothing leaves no segment.
+      const w = await driver.writer('/seg/f', true);
+      await pipeline(Readable.from([Buffer.from('never')]), w.stream);
+      await w.cancel();
+      await write(driver, '/seg/f', Buffer.alloc(0), true);
+      assert.equal((await driver.getContent('/seg/f')).toString(), 'one-two-three');
+      // A replacement is one plain object: the old segments no longer count, and appends start afresh.
+      await driver.putContent('/seg/f', Buffer.from('new'));
+      assert.equal((await driver.getContent('/seg/f')).toString(), 'new');
+      assert.equal((await driver.stat('/seg/f')).size, 3);
+      await write(driver, '/seg/f', Buffer.from('+more'), true);
+      await write(driver, '/seg/f', Buffer.from('+again'), true);
+      assert.equal((await driver.getContent('/seg/f')).toString(), 'new+more+again');
+      await write(driver, '/seg/f', Buffer.from('truncated'), false);
+      assert.equal((await readAll(await driver.reader('/seg/f', { offset: 2 }))).toString(), 'uncated');
+      assert.deepEqual(await driver.list('/seg'), ['/seg/f']);
+      await write(driver, '/seg/f', Buffer.from('!'), true);
+      await write(driver, '/seg/f', Buffer.from('?'), true);
+      await driver.delete('/seg/f');
+      const left = await server.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}/seg/f` }));
+      assert.equal(left.KeyCount ?? 0, 0, JSON.stringify(left.Contents?.map((o) => o.Key)));
+      await assert.rejects(driver.list('/seg'), (err: unknown) => err instanceof StorageError);
     });
 
     it('lists and deletes more than one page (1,000 keys) of a directory', async function () {
@@ -236,6 +357,62 @@ describe('s3 driver: copyRanges', function () {
 
   it('gives no ranges for an empty object', function () {
     assert.deepEqual(copyRanges(0, 5 * MiB), []);
+  });
+});
+
+describe('s3 driver: planParts', function () {
+  const M = MIN_PART_SIZE;
+  const bytes = (plan: ReturnType<typeof planParts>): number =>
+    plan.reduce((n, p) => n + (p.kind === 'copy' ? p.end - p.start + 1 : p.size), 0);
+
+  it('copies large pieces and sends runs of small ones, every part but the last at least the smallest size', function () {
+    const pieces = [
+      { key: 'k', size: 0 },
+      { key: 's1', size: M + 1 },
+      { key: 's2', size: 1024 },
+      { key: 's3', size: 1024 },
+      { key: 's4', size: 2 * M },
+      { key: 's5', size: 3 },
+      { key: 's6', size: M + 5 },
+      { key: 's7', size: 7 },
+    ];
+    const plan = planParts(pieces, 32 * M, 2 * M);
+    assert.equal(
+      bytes(plan),
+      pieces.reduce((n, p) => n + p.size, 0),
+    );
+    for (const [i, p] of plan.entries()) {
+      const size = p.kind === 'copy' ? p.end - p.start + 1 : p.size;
+      if (i < plan.length - 1) assert.ok(size >= M, `part ${i} is ${size} bytes`);
+    }
+    assert.deepEqual(plan[0], { kind: 'copy', key: 's1', start: 0, end: M });
+    // The two small pieces take the first bytes of s4, whose rest is still large enough to copy.
+    assert.deepEqual(plan[1], {
+      kind: 'send',
+      ranges: [
+        { key: 's2', start: 0, end: 1023 },
+        { key: 's3', start: 0, end: 1023 },
+        { key: 's4', start: 0, end: M - 2049 },
+      ],
+      size: M,
+    });
+    assert.deepEqual(plan[2], { kind: 'copy', key: 's4', start: M - 2048, end: 2 * M - 1 });
+    // s5 then s6 whole (its rest would be too small to copy), and s7 last, short.
+    assert.deepEqual(
+      plan.slice(3).map((p) => (p.kind === 'send' ? p.ranges.map((r) => r.key) : p.key)),
+      [['s5', 's6'], ['s7']],
+    );
+  });
+
+  it('copies each byte at most once and plans nothing for empty pieces', function () {
+    assert.deepEqual(planParts([{ key: 'k', size: 0 }], 32 * M, 2 * M), []);
+    const pieces = Array.from({ length: 50 }, (_, i) => ({ key: `p${i}`, size: (i % 3 === 0 ? 6 : 1) * 1024 * 1024 }));
+    const plan = planParts(pieces, 32 * M, 2 * M);
+    assert.equal(
+      bytes(plan),
+      pieces.reduce((n, p) => n + p.size, 0),
+    );
+    assert.ok(plan.length <= pieces.length);
   });
 });
 

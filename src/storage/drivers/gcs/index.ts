@@ -23,6 +23,7 @@ import {
   type FileInfo,
   type FileWriter,
   type ReadOptions,
+  type RedirectOptions,
   type StorageDriver,
 } from '../../driver.js';
 
@@ -129,6 +130,8 @@ export class GcsDriver implements StorageDriver {
   /** Where requests go, for error messages. */
   readonly #where: string;
   readonly #credentials: string;
+  /** Whether redirectURL can sign: with a service-account key, against Google's own endpoint. */
+  readonly #signs: boolean;
 
   constructor(options: GcsDriverOptions) {
     const root = options.rootdirectory.replace(/^\/+|\/+$/g, '');
@@ -158,6 +161,7 @@ export class GcsDriver implements StorageDriver {
     // As the SDK's own requests go (STORAGE_EMULATOR_HOST included), with credentials when they carry them.
     this.#api = storage.baseUrl.replace(/\/+$/, '');
     this.#authenticated = !storage.customEndpoint || storage.useAuthWithCustomEndpoint === true;
+    this.#signs = keyGiven && !storage.customEndpoint;
   }
 
   #key(path: string): string {
@@ -568,6 +572,23 @@ export class GcsDriver implements StorageDriver {
       query = typeof token === 'string' && token !== '' ? { ...current, pageToken: token } : undefined;
     }
     return removed;
+  }
+
+  /**
+   * A V4 signed URL on Google's endpoint (storage.redirect), signed locally with the service-account key. Undefined,
+   * so the registry streams instead, without a key (Application Default Credentials would sign through the IAM API,
+   * one more round trip and one more permission per pull), against an emulator (which would be handed Google's host),
+   * and for HEAD (the SDK signs reads as GET only).
+   */
+  async redirectURL(path: string, options: RedirectOptions): Promise<string | undefined> {
+    checkPath(path);
+    if (!this.#signs || options.method !== 'GET') return undefined;
+    // V4 signed URLs live at most seven days.
+    const seconds = Math.min(7 * 24 * 3600, Math.max(1, Math.floor(options.expiresInSeconds)));
+    const [url] = await this.#send(path, () =>
+      this.#file(this.#key(path)).getSignedUrl({ version: 'v4', action: 'read', expires: Date.now() + seconds * 1000 }),
+    );
+    return url;
   }
 
   async close(): Promise<void> {

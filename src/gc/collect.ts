@@ -1,0 +1,463 @@
+// Registry garbage collection over Distribution's storage layout, safe while registries keep serving: mark what
+// every repository's manifests reach, then sweep unreferenced manifests (with deleteUntagged), links and blobs.
+//
+// Safety without a read-only window rests on three rules:
+// - nothing newer than the grace period is swept (FileInfo.modTime of the blob, link or revision), so a push in
+//   flight (blobs uploaded, manifest not yet written) keeps its blobs;
+// - every candidate is statted again just before it is deleted, and manifests written since the mark are read and
+//   marked before any blob goes;
+// - a repository link goes before its blob, and every swept blob is invalidated in the descriptor cache (every
+//   tier, every replica), so no registry answers "exists" for bytes that are gone.
+// What remains is the window between the last re-check and a delete: a manifest PUT that verified an old,
+// unreferenced blob in it fails (MANIFEST_BLOB_UNKNOWN once the link is gone) and the client pushes again.
+import type { Logger } from 'pino';
+import { digestOrUndefined, type Digest } from '../oci/digest.js';
+import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
+import { noInvalidate, type Invalidate } from '../storage/blobs.js';
+import { paths, REPOSITORIES, REPOSITORY_MARKERS, ROOT } from '../storage/paths.js';
+
+export const GC_PHASES = ['repositories', 'mark', 'manifests', 'blobs', 'links', 'recheck', 'sweep'] as const;
+export type GcPhase = (typeof GC_PHASES)[number];
+
+export interface GcProgress {
+  readonly phase: GcPhase;
+  /** Items handled so far in this phase. */
+  readonly done: number;
+  /** Items the phase will handle, when known in advance. */
+  readonly total: number | undefined;
+  /** The phase has finished. */
+  readonly end?: boolean;
+}
+
+export interface GcOptions {
+  readonly driver: StorageDriver;
+  /** Told of every swept blob and manifest, as deletes through the API tell the descriptor cache. */
+  readonly invalidate?: Invalidate;
+  /** Blobs, links and revisions modified less than this long ago are never swept. */
+  readonly graceMs: number;
+  /** Report what would be swept, and change nothing. */
+  readonly dryRun: boolean;
+  /** Keep only manifests reachable from tags (and those newer than the grace period); sweep the rest. */
+  readonly deleteUntagged: boolean;
+  readonly onProgress?: (progress: GcProgress) => void;
+  readonly log?: Logger;
+  /** The clock (tests). */
+  readonly now?: () => number;
+}
+
+/** What one repository gives up. A blob linked into several repositories counts in each. */
+export interface RepositorySweep {
+  readonly manifests: number;
+  readonly links: number;
+  readonly blobs: number;
+  readonly bytes: number;
+}
+
+export interface GcReport {
+  readonly dryRun: boolean;
+  readonly deleteUntagged: boolean;
+  readonly repositories: number;
+  readonly manifestsKept: number;
+  readonly manifestsSwept: number;
+  readonly blobsKept: number;
+  /** Unreferenced blobs kept because they (or a link to them) are newer than the grace period. */
+  readonly blobsInGrace: number;
+  readonly blobsSwept: number;
+  readonly bytesFreed: number;
+  readonly linksSwept: number;
+  /** Swept (or, in a dry run, sweepable) blob digests, sorted. */
+  readonly sweptBlobs: readonly string[];
+  /** Swept manifests as `repository@digest`, sorted. */
+  readonly sweptManifests: readonly string[];
+  /** Per repository; blobs linked into no repository are under the empty name. */
+  readonly perRepository: Readonly<Record<string, RepositorySweep>>;
+  /** Corrupt manifests, dangling links and the like: reported, never a reason to sweep. */
+  readonly problems: readonly string[];
+  readonly durationMs: number;
+}
+
+/** Manifest fields that reference blobs (and, for indexes, child manifests): OCI, Docker schema 2 and schema 1. */
+interface ManifestRefs {
+  readonly blobs: Digest[];
+  readonly manifests: Digest[];
+}
+
+function referencesOf(content: Buffer): ManifestRefs | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(content.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const m = json as Record<string, unknown>;
+  const blobs: Digest[] = [];
+  const manifests: Digest[] = [];
+  const add = (list: Digest[], descriptor: unknown, field: string): void => {
+    if (typeof descriptor !== 'object' || descriptor === null) return;
+    const d = digestOrUndefined((descriptor as Record<string, unknown>)[field]);
+    if (d !== undefined) list.push(d);
+  };
+  add(blobs, m['config'], 'digest');
+  for (const key of ['layers', 'blobs'] as const) {
+    const list = m[key];
+    if (Array.isArray(list)) for (const d of list) add(blobs, d, 'digest');
+  }
+  const fsLayers = m['fsLayers'];
+  if (Array.isArray(fsLayers)) for (const d of fsLayers) add(blobs, d, 'blobSum');
+  const children = m['manifests'];
+  if (Array.isArray(children)) for (const d of children) add(manifests, d, 'digest');
+  return { blobs, manifests };
+}
+
+const base = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+
+/** Children of a directory as full paths, sorted; none when it is missing. */
+async function listDir(driver: StorageDriver, dir: string): Promise<string[]> {
+  try {
+    return (await driver.list(dir)).sort();
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+async function statOrUndefined(driver: StorageDriver, path: string): Promise<FileInfo | undefined> {
+  try {
+    return await driver.stat(path);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Deletes a path that may already be gone. */
+async function remove(driver: StorageDriver, path: string): Promise<void> {
+  try {
+    await driver.delete(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/** Repository names, found one directory at a time as the catalog finds them. */
+async function repositoryNames(driver: StorageDriver, dir: string, prefix: string, out: string[]): Promise<void> {
+  const children = (await listDir(driver, dir)).map(base);
+  if (prefix !== '' && children.some((n) => REPOSITORY_MARKERS.has(n))) out.push(prefix);
+  for (const child of children) {
+    if (child.startsWith('_')) continue;
+    await repositoryNames(driver, `${dir}/${child}`, prefix === '' ? child : `${prefix}/${child}`, out);
+  }
+}
+
+/** Digests named by `<root>/<alg>/<hex>` directories (revisions, layer links). */
+async function* digestDirs(driver: StorageDriver, root: string): AsyncGenerator<Digest> {
+  for (const alg of await listDir(driver, root)) {
+    for (const entry of await listDir(driver, alg)) {
+      const d = digestOrUndefined(`${base(alg)}:${base(entry)}`);
+      if (d !== undefined) yield d;
+    }
+  }
+}
+
+const revisionsDir = (name: string): string => `${paths.repository(name)}/_manifests/revisions`;
+const layersDir = (name: string): string => `${paths.repository(name)}/_layers`;
+const blobDir = (d: Digest): string => paths.blobData(d).slice(0, -'/data'.length);
+
+/** Runs one collection. Throws only on storage failures; what it found odd is in `problems`. */
+export async function collectGarbage(options: GcOptions): Promise<GcReport> {
+  const { driver, graceMs, dryRun, deleteUntagged, log } = options;
+  const invalidate = options.invalidate ?? noInvalidate;
+  const now = options.now ?? Date.now;
+  const started = now();
+  const problems: string[] = [];
+  const problem = (text: string): void => {
+    problems.push(text);
+    log?.warn({ problem: text }, 'garbage collection: skipped');
+  };
+  const young = (info: FileInfo): boolean => now() - info.modTime.getTime() < graceMs;
+  const progress = (phase: GcPhase, done: number, total: number | undefined, end = false): void =>
+    options.onProgress?.({ phase, done, total, ...(end ? { end } : {}) });
+
+  // Repositories.
+  progress('repositories', 0, undefined);
+  const repositories: string[] = [];
+  await repositoryNames(driver, REPOSITORIES, '', repositories);
+  repositories.sort();
+  progress('repositories', repositories.length, repositories.length, true);
+
+  // Mark. `marked` holds every blob digest a kept manifest reaches, manifests' own digests included.
+  const marked = new Set<string>();
+  const seenRevisions = new Map<string, Set<string>>();
+  const sweepable = new Map<string, Digest[]>();
+  /** Repositories with a manifest that cannot be read: every blob linked there is kept. */
+  const unsure = new Set<string>();
+  let manifestsKept = 0;
+  const readManifest = async (name: string, d: Digest): Promise<ManifestRefs | undefined> => {
+    let content: Buffer;
+    try {
+      content = await driver.getContent(paths.blobData(d));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      problem(`${name}@${d.value}: the revision link is dangling (no manifest bytes)`);
+      return undefined;
+    }
+    const refs = referencesOf(content);
+    if (refs === undefined) {
+      problem(`${name}@${d.value}: corrupt manifest; the blobs linked into ${name} are kept`);
+      unsure.add(name);
+    }
+    return refs;
+  };
+  /** Marks a manifest and all it reaches; `reachable` collects the manifests of this repository it kept. */
+  const markFrom = async (name: string, root: Digest, revisions: Set<string>, reachable: Set<string>) => {
+    const queue: Digest[] = [root];
+    for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
+      if (reachable.has(d.value)) continue;
+      reachable.add(d.value);
+      marked.add(d.value);
+      const refs = await readManifest(name, d);
+      for (const b of refs?.blobs ?? []) marked.add(b.value);
+      for (const child of refs?.manifests ?? []) {
+        marked.add(child.value);
+        queue.push(child);
+      }
+      // OCI 1.1: a referrer (signature, SBOM) of a kept manifest is kept.
+      for (const entry of await listDir(driver, paths.referrersDir(name, d))) {
+        const referrer = digestOrUndefined(base(entry).replace('-', ':'));
+        if (referrer !== undefined && revisions.has(referrer.value)) queue.push(referrer);
+      }
+    }
+  };
+  progress('mark', 0, repositories.length);
+  for (const [i, name] of repositories.entries()) {
+    const revisions = new Map<string, Digest>();
+    for await (const d of digestDirs(driver, revisionsDir(name))) revisions.set(d.value, d);
+    const revisionSet = new Set(revisions.keys());
+    seenRevisions.set(name, revisionSet);
+    const reachable = new Set<string>();
+    if (!deleteUntagged) {
+      for (const d of revisions.values()) await markFrom(name, d, revisionSet, reachable);
+    } else {
+      for (const tagDir of await listDir(driver, paths.tags(name))) {
+        const tag = base(tagDir);
+        let text: string;
+        try {
+          text = (await driver.getContent(paths.tagCurrent(name, tag))).toString('utf8').trim();
+        } catch (err) {
+          if (isNotFound(err)) continue;
+          throw err;
+        }
+        const d = digestOrUndefined(text);
+        if (d === undefined) problem(`${name}:${tag}: the tag link does not hold a digest`);
+        else if (!revisions.has(d.value)) problem(`${name}:${tag}: the tag points to ${d.value}, not in ${name}`);
+        else await markFrom(name, d, revisionSet, reachable);
+      }
+      // Untagged manifests newer than the grace period may be children of an index being pushed: kept.
+      const untagged: Digest[] = [];
+      for (const d of revisions.values()) {
+        if (reachable.has(d.value)) continue;
+        const info = await statOrUndefined(driver, paths.revisionLink(name, d));
+        if (info === undefined) continue;
+        if (young(info)) await markFrom(name, d, revisionSet, reachable);
+        else untagged.push(d);
+      }
+      const candidates = untagged.filter((d) => !reachable.has(d.value));
+      if (candidates.length > 0) sweepable.set(name, candidates);
+    }
+    manifestsKept += reachable.size;
+    progress('mark', i + 1, repositories.length);
+  }
+  progress('mark', repositories.length, repositories.length, true);
+
+  const perRepository = new Map<string, { manifests: number; links: number; blobs: number; bytes: number }>();
+  const tally = (name: string) => {
+    let entry = perRepository.get(name);
+    if (entry === undefined) perRepository.set(name, (entry = { manifests: 0, links: 0, blobs: 0, bytes: 0 }));
+    return entry;
+  };
+
+  // Untagged manifests (deleteUntagged): their revision link and referrers entry go; their bytes are blobs like any
+  // other, swept below unless another repository keeps them.
+  const sweptManifests: string[] = [];
+  const manifestTotal = [...sweepable.values()].reduce((n, l) => n + l.length, 0);
+  let manifestsDone = 0;
+  progress('manifests', 0, manifestTotal);
+  for (const [name, candidates] of sweepable) {
+    // Tags as they are now: one moved onto a candidate during the mark saves it.
+    const tagged = new Set<string>();
+    for (const tagDir of await listDir(driver, paths.tags(name))) {
+      try {
+        tagged.add((await driver.getContent(`${tagDir}/current/link`)).toString('utf8').trim());
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    for (const d of candidates) {
+      manifestsDone++;
+      const info = await statOrUndefined(driver, paths.revisionLink(name, d));
+      if (info === undefined || young(info) || tagged.has(d.value)) {
+        // Still there and kept after all: what it references stays too.
+        if (info !== undefined) await markFrom(name, d, seenRevisions.get(name) ?? new Set(), new Set());
+        continue;
+      }
+      if (!dryRun) {
+        let subject: Digest | undefined;
+        try {
+          const json = JSON.parse((await driver.getContent(paths.blobData(d))).toString('utf8')) as {
+            subject?: { digest?: unknown };
+          };
+          subject = digestOrUndefined(json.subject?.digest);
+        } catch {
+          subject = undefined;
+        }
+        try {
+          if (subject !== undefined) await remove(driver, paths.referrer(name, subject, d));
+          await remove(driver, paths.revisionDir(name, d));
+        } finally {
+          await invalidate(name, d);
+        }
+      }
+      sweptManifests.push(`${name}@${d.value}`);
+      tally(name).manifests++;
+      progress('manifests', manifestsDone, manifestTotal);
+    }
+  }
+  progress('manifests', manifestTotal, manifestTotal, true);
+
+  // Blobs: every one not marked and older than the grace period is a candidate.
+  const candidates = new Map<string, { digest: Digest; size: number; links: string[] }>();
+  let blobsKept = 0;
+  let blobsInGrace = 0;
+  let scanned = 0;
+  progress('blobs', 0, undefined);
+  for (const alg of await listDir(driver, `${ROOT}/blobs`)) {
+    for (const prefix of await listDir(driver, alg)) {
+      for (const dir of await listDir(driver, prefix)) {
+        scanned++;
+        const d = digestOrUndefined(`${base(alg)}:${base(dir)}`);
+        if (d === undefined) continue;
+        if (marked.has(d.value)) {
+          blobsKept++;
+        } else {
+          const info = await statOrUndefined(driver, paths.blobData(d));
+          if (info === undefined || info.isDir) continue;
+          if (young(info)) blobsInGrace++;
+          else candidates.set(d.value, { digest: d, size: info.size, links: [] });
+        }
+        if (scanned % 100 === 0) progress('blobs', scanned, undefined);
+      }
+    }
+  }
+  progress('blobs', scanned, scanned, true);
+
+  // Links to candidates: a young one (a push or mount in flight) saves the blob.
+  const save = (digest: string): void => {
+    if (candidates.delete(digest)) blobsInGrace++;
+  };
+  progress('links', 0, repositories.length);
+  for (const [i, name] of repositories.entries()) {
+    for await (const d of digestDirs(driver, layersDir(name))) {
+      const candidate = candidates.get(d.value);
+      if (candidate === undefined) continue;
+      const info = await statOrUndefined(driver, paths.layerLink(name, d));
+      if (unsure.has(name) || (info !== undefined && young(info))) save(d.value);
+      else candidate.links.push(name);
+    }
+    progress('links', i + 1, repositories.length);
+  }
+  progress('links', repositories.length, repositories.length, true);
+
+  // Manifests written since the mark: what they reference is kept.
+  progress('recheck', 0, repositories.length);
+  const names = new Set(repositories);
+  const current: string[] = [];
+  await repositoryNames(driver, REPOSITORIES, '', current);
+  for (const name of current) if (!names.has(name)) repositories.push(name);
+  for (const [i, name] of repositories.entries()) {
+    const seen = seenRevisions.get(name) ?? new Set<string>();
+    for await (const d of digestDirs(driver, revisionsDir(name))) {
+      if (seen.has(d.value)) continue;
+      save(d.value);
+      const refs = await readManifest(name, d);
+      for (const b of [...(refs?.blobs ?? []), ...(refs?.manifests ?? [])]) save(b.value);
+      if (refs === undefined)
+        for (const c of [...candidates.values()]) if (c.links.includes(name)) save(c.digest.value);
+    }
+    progress('recheck', i + 1, repositories.length);
+  }
+  progress('recheck', repositories.length, repositories.length, true);
+
+  // Sweep: links first, then the blob, each re-checked just before; the cache hears of every one.
+  const sweptBlobs: string[] = [];
+  let bytesFreed = 0;
+  let linksSwept = 0;
+  const sweepTotal = candidates.size;
+  let sweepDone = 0;
+  progress('sweep', 0, sweepTotal);
+  for (const candidate of [...candidates.values()].sort((a, b) => (a.digest.value < b.digest.value ? -1 : 1))) {
+    sweepDone++;
+    const { digest: d } = candidate;
+    const blob = await statOrUndefined(driver, paths.blobData(d));
+    if (blob === undefined || young(blob)) {
+      if (blob !== undefined) blobsInGrace++;
+      continue;
+    }
+    let saved = false;
+    for (const name of candidate.links) {
+      const link = await statOrUndefined(driver, paths.layerLink(name, d));
+      if (link !== undefined && young(link)) {
+        saved = true;
+        break;
+      }
+      if (!dryRun && link !== undefined) {
+        try {
+          await remove(driver, paths.layerLinkDir(name, d));
+        } finally {
+          await invalidate(name, d);
+        }
+      }
+      linksSwept++;
+      tally(name).links++;
+    }
+    if (saved) {
+      blobsInGrace++;
+      continue;
+    }
+    if (!dryRun) {
+      try {
+        await remove(driver, blobDir(d));
+      } finally {
+        // Undefined scope: the global entry and every repository's entry for the digest, in every tier.
+        await invalidate(undefined, d);
+      }
+    }
+    sweptBlobs.push(d.value);
+    bytesFreed += blob.size;
+    for (const name of candidate.links.length === 0 ? [''] : candidate.links) {
+      const entry = tally(name);
+      entry.blobs++;
+      entry.bytes += blob.size;
+    }
+    progress('sweep', sweepDone, sweepTotal);
+  }
+  progress('sweep', sweepTotal, sweepTotal, true);
+
+  return {
+    dryRun,
+    deleteUntagged,
+    repositories: repositories.length,
+    manifestsKept,
+    manifestsSwept: sweptManifests.length,
+    blobsKept,
+    blobsInGrace,
+    blobsSwept: sweptBlobs.length,
+    bytesFreed,
+    linksSwept,
+    sweptBlobs: sweptBlobs.sort(),
+    sweptManifests: sweptManifests.sort(),
+    perRepository: Object.fromEntries([...perRepository.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+    problems,
+    durationMs: now() - started,
+  };
+}
