@@ -112,10 +112,9 @@ function storageSection(spec: RegistrySpec): { section: Tree; env: V1EnvVar[] } 
     const env = az.credentialsSecret
       ? [secretEnv('REGISTRY_STORAGE_AZURE_ACCOUNTKEY', az.credentialsSecret.name, az.credentialsSecret.key)]
       : [];
-    return {
-      section: { azure: { accountname: az.accountName, container: az.container, rootdirectory: az.rootDirectory } },
-      env,
-    };
+    const section: Tree = { accountname: az.accountName, container: az.container, rootdirectory: az.rootDirectory };
+    if (az.serviceURL !== undefined) section['serviceurl'] = az.serviceURL;
+    return { section: { azure: section }, env };
   }
   if (storage.gcs !== undefined) {
     const gcs = storage.gcs;

@@ -18,6 +18,7 @@ import {
   type SkopeoContext,
 } from '../helpers/images.js';
 import type { KubeCluster } from '../helpers/kube.js';
+import { startAzurite, type Azurite } from '../helpers/azurite.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs.js';
 import { issueCert, makeCa } from '../helpers/token-issuer.js';
@@ -334,6 +335,76 @@ describe('operator-rendered config run by berth serve @integration', function ()
         () => 0,
       );
       assert.equal(plain, 0, 'plain HTTP on the TLS port fails');
+    });
+  });
+
+  describe('the Azure example on Azurite', () => {
+    let azurite: Azurite | undefined;
+    let redis: RedisServer | undefined;
+
+    after(async () => {
+      await registry?.stop();
+      registry = undefined;
+      await azurite?.stop();
+      await redis?.stop();
+    });
+
+    it('serves pushes and pulls with the ConfigMap and environment the operator renders for examples/azure.yaml', async () => {
+      azurite = await startAzurite();
+      redis = await startRedis();
+      const container = await azurite.createContainer();
+      // The example as a user fills it in: the account key in the Secret, the account, container and service URL.
+      await kubectlOk(cluster, ['apply', '-f', join(EXAMPLES_DIR, 'azure.yaml')]);
+      await kubectlOk(cluster, [
+        'patch',
+        'secret',
+        'registry-azure',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ stringData: { accountKey: azurite.accountKey } }),
+      ]);
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'registry-azure',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({
+          spec: { storage: { azure: { accountName: azurite.accountName, container, serviceURL: azurite.serviceUrl } } },
+        }),
+      ]);
+      const configYml = await waitFor('the ConfigMap with the container', async () => {
+        const map = await getObject(cluster, 'configmap', 'registry-azure-config', NS);
+        const yml = map === undefined ? '' : String((at(map, 'data') as Json)['config.yml']);
+        return yml.includes(container) ? yml : undefined;
+      });
+      const deployment = await getObject(cluster, 'deployment', 'registry-azure', NS);
+      const configFile = join(work, 'azure-config.yml');
+      await writeFile(configFile, configYml);
+      const verified = await runCommand(process.execPath, [CLI, 'verify', configFile], { timeoutMs: 30_000 });
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.match(verified.stdout, /storage azure/);
+      assert.doesNotMatch(verified.stdout, /ignored/);
+      const env = await containerEnv(deployment as Json);
+      assert.equal(env['REGISTRY_STORAGE_AZURE_ACCOUNTKEY'], azurite.accountKey);
+      assert.doesNotMatch(configYml, new RegExp(azurite.accountKey.replace(/[+/=]/g, '.')));
+      registry = await spawnRegistry(
+        {
+          ...env,
+          REGISTRY_REDIS_ADDRS: `[${redis.addr}]`,
+          REGISTRY_HTTP_ADDR: '127.0.0.1:0',
+          REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+        },
+        configFile,
+      );
+      await roundTrip(registry);
+      let blobs = 0;
+      for await (const _ of azurite.client.getContainerClient(container).listBlobsFlat()) blobs++;
+      assert.ok(blobs > 0, 'blobs in the container');
     });
   });
 });

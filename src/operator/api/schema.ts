@@ -187,6 +187,10 @@ const storage: Schema = {
       properties: {
         accountName: str('Storage account name.', { pattern: '^[a-z0-9]{3,24}$' }),
         container: str('Container name.', { pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', minLength: 3, maxLength: 63 }),
+        serviceURL: str(
+          'Blob service URL (a sovereign cloud, a private endpoint, Azurite); https://<account>.blob.core.windows.net when absent.',
+          { pattern: '^https?://', maxLength: 2048 },
+        ),
         rootDirectory,
         credentialsSecret: secretKeyRef('Secret with the account key; workload identity when absent.', 'accountKey'),
       },

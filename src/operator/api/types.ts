@@ -393,6 +393,10 @@ export interface RegistryStorage {
      */
     container: string;
     /**
+     * Blob service URL (a sovereign cloud, a private endpoint, Azurite); https://<account>.blob.core.windows.net when absent.
+     */
+    serviceURL?: string;
+    /**
      * Prefix under which the registry keeps its files in the bucket or container.
      */
     rootDirectory: string;
