@@ -7,7 +7,7 @@ import type { ResolvedConfig } from './config/schema.js';
 import { createDriver } from './storage/drivers/factory.js';
 import { FilesystemDriver } from './storage/drivers/filesystem/index.js';
 import { InstrumentedDriver } from './storage/instrumented.js';
-import type { StorageDriver } from './storage/driver.js';
+import { isNotFound, type StorageDriver } from './storage/driver.js';
 import { purgeUploads } from './storage/purge.js';
 import { RegistryStorage } from './storage/registry.js';
 import { createDescriptorCache } from './cache/index.js';
@@ -190,6 +190,18 @@ export async function startRegistry(
       storage: driver.name,
     },
     'listening',
+  );
+  // Bad credentials, a missing bucket or a wrong endpoint: said once, in one line, at start; /readyz keeps saying it.
+  // The registry serves on (the store may come back), as it would after losing the store later.
+  void driver.stat('/').then(
+    () => undefined,
+    (err: unknown) => {
+      if (isNotFound(err)) return;
+      log.error(
+        { storage: driver.name, err: err instanceof Error ? err.message : String(err) },
+        'storage is not reachable',
+      );
+    },
   );
 
   let closing: Promise<void> | undefined;

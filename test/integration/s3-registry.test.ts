@@ -159,6 +159,15 @@ describe('berth serve on s3 (SeaweedFS) @integration', function () {
       assert.equal(res.status, 503, body);
       assert.match(body, /refused the credentials/);
       assert.match(body, /storage\.s3\.accesskey and storage\.s3\.secretkey/);
+      // And once in the log, at start, in one line naming the settings.
+      let line: Record<string, unknown> | undefined;
+      for (let i = 0; i < 50 && line === undefined; i++) {
+        line = wrong.logs.find((l) => l['msg'] === 'storage is not reachable');
+        if (line === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(line, JSON.stringify(wrong.logs));
+      assert.match(String(line['err']), /storage\.s3\.accesskey and storage\.s3\.secretkey/);
+      assert.equal(wrong.logs.filter((l) => l['msg'] === 'storage is not reachable').length, 1);
     } finally {
       await wrong.stop();
     }
