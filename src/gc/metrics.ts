@@ -19,13 +19,15 @@ export function createGcMetrics(registry: Registry): GcMetrics {
     registers: [registry],
   });
   for (const result of GC_RESULTS) runs.inc({ result }, 0);
-  const blobs = new Counter({
-    name: 'registry_gc_blobs_deleted_total',
-    help: 'Blobs garbage collection deleted.',
+  const swept = new Counter({
+    name: 'registry_gc_swept_total',
+    help: 'What garbage collection deleted, by kind (blob, manifest, link).',
+    labelNames: ['kind'] as const,
     registers: [registry],
   });
+  for (const kind of ['blob', 'manifest', 'link']) swept.inc({ kind }, 0);
   const bytes = new Counter({
-    name: 'registry_gc_bytes_freed_total',
+    name: 'registry_gc_reclaimed_bytes_total',
     help: 'Bytes of the blobs garbage collection deleted.',
     registers: [registry],
   });
@@ -40,7 +42,9 @@ export function createGcMetrics(registry: Registry): GcMetrics {
       runs.inc({ result });
       duration.observe(seconds);
       if (result === 'success' && report !== undefined) {
-        blobs.inc(report.blobsSwept);
+        swept.inc({ kind: 'blob' }, report.blobsSwept);
+        swept.inc({ kind: 'manifest' }, report.manifestsSwept);
+        swept.inc({ kind: 'link' }, report.linksSwept);
         bytes.inc(report.bytesFreed);
       }
     },

@@ -54,6 +54,9 @@ describe('berth gc (command line)', function () {
     assert.match(r.stdout, /^dry run: 0 blobs, 0 B would free/m);
     assert.match(r.stdout, /^registry_gc_runs_total\{result="dry_run"\} 1$/m);
     assert.match(r.stdout, /^registry_gc_duration_seconds_count 1$/m);
+    for (const kind of ['blob', 'manifest', 'link'])
+      assert.match(r.stdout, new RegExp(`^registry_gc_swept_total\\{kind="${kind}"\\} 0$`, 'm'));
+    assert.match(r.stdout, /^registry_gc_reclaimed_bytes_total 0$/m);
   });
 
   it('writes JSON lines with --json, ending with the summary', async function () {
