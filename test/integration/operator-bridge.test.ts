@@ -61,6 +61,12 @@ describe('operator-rendered config run by berth serve @integration', function ()
     ]);
   });
 
+  // Each test runs its own `berth serve`: stop it before the next, whatever the test's outcome.
+  afterEach(async () => {
+    await registry?.stop();
+    registry = undefined;
+  });
+
   after(async () => {
     await registry?.stop();
     await operator?.stop();
