@@ -26,7 +26,9 @@ class BerthReporter extends Spec {
       const e2eS = e2eMs / 1000;
       const share = totalS > 0 ? Math.round((100 * e2eS) / totalS) : 0;
       process.stdout.write(`\ntests: ${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
-      process.stdout.write(`time: ${totalS.toFixed(0)} s in all, of which @e2e suites ${e2eS.toFixed(0)} s (${share}%)\n`);
+      process.stdout.write(
+        `time: ${totalS.toFixed(0)} s in all, of which @e2e suites ${e2eS.toFixed(0)} s (${share}%)\n`,
+      );
     });
   }
 }
