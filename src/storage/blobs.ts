@@ -120,18 +120,13 @@ export class LinkedBlobs implements BlobStatter {
   }
 
   async stat(digest: Digest): Promise<BlobDescriptor> {
-    // The link and the blob at once: on object storage each is a round trip, and a HEAD should cost one, not two.
-    // The link decides first: without it the blob is unknown here, whatever the global store holds.
-    const [link, blob] = await Promise.allSettled([
-      this.#driver.stat(paths.layerLink(this.#name, digest)),
-      this.#global.stat(digest),
-    ]);
-    if (link.status === 'rejected') {
-      if (isNotFound(link.reason)) throw unknown(digest);
-      throw link.reason;
+    try {
+      await this.#driver.stat(paths.layerLink(this.#name, digest));
+    } catch (err) {
+      if (isNotFound(err)) throw unknown(digest);
+      throw err;
     }
-    if (blob.status === 'rejected') throw blob.reason;
-    return blob.value;
+    return this.#global.stat(digest);
   }
 
   /** Links a blob that exists in the global store into this repository. */
