@@ -87,6 +87,14 @@ export interface StorageDriver {
   move(source: string, destination: string): Promise<void>;
   /** Deletes a file or a whole directory tree. Throws PathNotFound. */
   delete(path: string): Promise<void>;
+  /**
+   * Optional: removes what unfinished writers left out of sight on the backend, started before `olderThan` (S3
+   * multipart uploads of a process that died mid-write: stored and billed, though no listing shows them), and
+   * resolves how many it found; with `dryRun` it only counts them. Upload purging calls it. Drivers whose backend
+   * drops such leftovers itself leave it out (Azure discards uncommitted blocks, and GCS unfinished resumable
+   * sessions, after a week).
+   */
+  abortIncomplete?(olderThan: Date, dryRun: boolean): Promise<number>;
   /** Releases resources (connections, timers). */
   close(): Promise<void>;
 }

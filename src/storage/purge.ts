@@ -6,9 +6,14 @@ import { REPOSITORIES } from './paths.js';
 export interface PurgeResult {
   readonly scanned: number;
   readonly purged: number;
+  /** Unfinished backend writes (S3 multipart uploads) found older than the cut-off, and aborted unless a dry run. */
+  readonly incomplete: number;
 }
 
-/** Deletes upload sessions started before `olderThan`. */
+/**
+ * Deletes upload sessions started before `olderThan`, then has the driver abort what unfinished writers left on the
+ * backend before then (see StorageDriver.abortIncomplete).
+ */
 export async function purgeUploads(
   driver: StorageDriver,
   olderThan: Date,
@@ -43,5 +48,7 @@ export async function purgeUploads(
     }
   };
   await visit(REPOSITORIES);
-  return { scanned, purged };
+  const incomplete = (await driver.abortIncomplete?.(olderThan, dryRun)) ?? 0;
+  if (incomplete > 0) log?.info({ incomplete, dryRun }, 'aborted unfinished writes left on the backend');
+  return { scanned, purged, incomplete };
 }

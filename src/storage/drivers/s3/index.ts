@@ -36,6 +36,7 @@ import {
   type RedirectOptions,
   type StorageDriver,
 } from '../../driver.js';
+import { abortAbandonedUploads } from './abandoned.js';
 import { presignedURL } from './presign.js';
 
 /** S3's smallest part (all but the last of a multipart upload): a smaller object cannot be continued by a copy part. */
@@ -1077,6 +1078,18 @@ export class S3Driver implements StorageDriver {
       }
       removed += keys.length;
     }
+  }
+
+  /** Aborts multipart uploads under the root directory that writers began before `olderThan` and never finished. */
+  async abortIncomplete(olderThan: Date, dryRun: boolean): Promise<number> {
+    return abortAbandonedUploads({
+      client: this.#client,
+      bucket: this.#bucket,
+      prefix: this.#root,
+      olderThan,
+      dryRun,
+      send: (call) => this.#send('/', call),
+    });
   }
 
   /** A presigned URL on the bucket's endpoint (storage.redirect); see presign.ts. */
