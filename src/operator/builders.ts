@@ -11,6 +11,7 @@ import type {
   V1PodDisruptionBudget,
   V1Secret,
   V1Service,
+  V1ServiceAccount,
   V1Volume,
   V1VolumeMount,
   V2HorizontalPodAutoscaler,
@@ -68,6 +69,7 @@ export interface OwnedObjects {
   readonly serviceMonitor?: KubernetesObject & { spec: Record<string, unknown> };
   readonly redisDeployment?: V1Deployment;
   readonly redisService?: V1Service;
+  readonly serviceAccount?: V1ServiceAccount;
   readonly rendered: RenderedConfig;
 }
 
@@ -205,6 +207,14 @@ function registryVolumes(registry: Registry): V1Volume[] {
   return volumes;
 }
 
+/** The ServiceAccount the pods run as: one named in the spec, the operator's own, or the namespace default. */
+function serviceAccountOf(registry: Registry): { serviceAccountName?: string } {
+  const sa = registry.spec.serviceAccount;
+  if (sa?.name !== undefined) return { serviceAccountName: sa.name };
+  if (sa?.annotations !== undefined) return { serviceAccountName: names(registry).serviceAccount };
+  return {};
+}
+
 function buildDeployment(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Deployment {
   const { spec } = registry;
   const podLabels = { ...spec.podLabels, ...selectorLabels(registry) };
@@ -224,6 +234,8 @@ function buildDeployment(registry: Registry, rendered: RenderedConfig, image: Re
       template: {
         metadata: { labels: podLabels, annotations },
         spec: {
+          // Workload identity webhooks (IRSA, Azure) mount their own projected token; the API token is never needed.
+          ...serviceAccountOf(registry),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 30,
@@ -382,6 +394,18 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
     rendered,
   };
   if (pvc !== undefined) objects.pvc = pvc;
+  const account = spec.serviceAccount;
+  if (account?.name === undefined && account?.annotations !== undefined) {
+    objects.serviceAccount = {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: {
+        ...meta(registry, n.serviceAccount),
+        annotations: account.annotations,
+      },
+      automountServiceAccountToken: false,
+    };
+  }
   if (redis !== undefined) {
     objects.redisDeployment = redis.deployment;
     objects.redisService = redis.service;

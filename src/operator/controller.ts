@@ -21,6 +21,7 @@ const OWNED_KINDS = [
   { name: 'poddisruptionbudgets', apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   { name: 'secrets', apiVersion: 'v1', kind: 'Secret' },
   { name: 'horizontalpodautoscalers', apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler' },
+  { name: 'serviceaccounts', apiVersion: 'v1', kind: 'ServiceAccount' },
 ] as const;
 
 const SERVICE_MONITORS = { name: 'servicemonitors', apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' };

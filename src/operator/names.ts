@@ -18,6 +18,7 @@ export interface OwnedNames {
   readonly hpa: string;
   readonly serviceMonitor: string;
   readonly redis: string;
+  readonly serviceAccount: string;
 }
 
 export function names(registry: Registry): OwnedNames {
@@ -32,6 +33,7 @@ export function names(registry: Registry): OwnedNames {
     hpa: name,
     serviceMonitor: name,
     redis: `${name}-redis`,
+    serviceAccount: name,
   };
 }
 

@@ -23,6 +23,12 @@ const OPTIONAL = [
   },
   { role: 'redisDeployment', apiVersion: 'apps/v1', kind: 'Deployment', name: (r: Registry) => names(r).redis },
   { role: 'redisService', apiVersion: 'v1', kind: 'Service', name: (r: Registry) => names(r).redis },
+  {
+    role: 'serviceAccount',
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    name: (r: Registry) => names(r).serviceAccount,
+  },
 ] as const;
 
 /** Always-present owned objects (deleted only by `Removed`; the PVC never). */
@@ -171,6 +177,18 @@ export class Reconciler {
     await check('azure', azure?.name, azure === undefined ? [] : [azure.key]);
     const gcs = storage.gcs?.credentialsSecret;
     await check('gcs', gcs?.name, gcs === undefined ? [] : [gcs.key]);
+    const account = registry.spec.serviceAccount?.name;
+    if (account !== undefined) {
+      // Pods naming a missing account are refused by the API server: said here, where the user looks.
+      const found = await this.#kube.read(this.#ref(registry, 'v1', 'ServiceAccount', account));
+      if (found === undefined) {
+        problems.push({
+          area: 'storage',
+          reason: 'ServiceAccountNotFound',
+          message: `spec.serviceAccount.name: ServiceAccount ${registry.metadata?.namespace}/${account} does not exist; the pods cannot start until it does`,
+        });
+      }
+    }
     const fs = storage.filesystem;
     if (fs?.existingClaim !== undefined) {
       const claim = await this.#kube.read(this.#ref(registry, 'v1', 'PersistentVolumeClaim', fs.existingClaim));
@@ -273,6 +291,8 @@ export class Reconciler {
     });
 
     const wanted: KubernetesObject[] = [objects.config];
+    // Before the Deployment, so that its pods find their account.
+    if (objects.serviceAccount !== undefined) wanted.push(objects.serviceAccount);
     if (objects.pvc !== undefined && !skipPvc) wanted.push(objects.pvc);
     if (objects.redisService !== undefined) wanted.push(objects.redisService);
     if (objects.redisDeployment !== undefined) wanted.push(objects.redisDeployment);

@@ -28,7 +28,7 @@ import {
 type Json = Record<string, unknown>;
 const NS = 'berth-examples';
 const OWNED_KINDS =
-  'deployments,services,configmaps,secrets,persistentvolumeclaims,poddisruptionbudgets,horizontalpodautoscalers';
+  'deployments,services,configmaps,secrets,persistentvolumeclaims,poddisruptionbudgets,horizontalpodautoscalers,serviceaccounts';
 
 /** `Kind/name` of every object the operator made for one Registry. */
 async function ownedObjects(cluster: KubeCluster, namespace: string, instance: string): Promise<string[]> {
@@ -439,6 +439,65 @@ describe('operator against a real API server @integration', function () {
       assert.equal(at(pvc, 'spec.storageClassName'), 'fast-ssd');
     });
 
+    it('runs the pods as a ServiceAccount it makes for workload identity, or as a named one it reports missing', async () => {
+      const roleArn = 'arn:aws:iam::123456789012:role/berth-images';
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml(
+          'identity',
+          `storage: {s3: {bucket: images, region: eu-west-1}}\nserviceAccount: {annotations: {eks.amazonaws.com/role-arn: "${roleArn}"}}`,
+        ),
+      );
+      const account = await waitFor('the ServiceAccount', () => getObject(cluster, 'serviceaccount', 'identity', NS));
+      assert.equal(
+        (at(account, 'metadata.annotations') as Record<string, string>)['eks.amazonaws.com/role-arn'],
+        roleArn,
+      );
+      assert.equal(at(account, 'metadata.ownerReferences.0.kind'), 'Registry');
+      const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'identity', NS));
+      assert.equal(at(deployment, 'spec.template.spec.serviceAccountName'), 'identity');
+      // No keys given: the rendered config leaves the SDK's default chain (web identity from the annotation) to work.
+      const config = configYml(await getObject(cluster, 'configmap', 'identity-config', NS));
+      assert.doesNotMatch(config, /accesskey|secretkey/);
+
+      // A named account instead: the operator's own goes, and a missing named one is reported until it exists.
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'identity',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"serviceAccount":{"annotations":null,"name":"images-reader"}}}',
+      ]);
+      const degraded = await awaitCondition(cluster, NS, 'identity', 'Degraded', 'True');
+      assert.equal(condition(degraded, 'StorageReady')?.reason, 'ServiceAccountNotFound');
+      assert.match(condition(degraded, 'Degraded')?.message ?? '', /ServiceAccount berth-examples\/images-reader/);
+      await waitFor('the operator’s account removed', async () =>
+        (await getObject(cluster, 'serviceaccount', 'identity', NS)) === undefined ? true : undefined,
+      );
+      await kubectlOk(cluster, ['create', 'serviceaccount', 'images-reader', '-n', NS]);
+      await awaitCondition(cluster, NS, 'identity', 'Degraded', 'False', 45_000);
+      const renamed = await waitFor('the Deployment on the named account', async () => {
+        const d = await getObject(cluster, 'deployment', 'identity', NS);
+        return at(d, 'spec.template.spec.serviceAccountName') === 'images-reader' ? d : undefined;
+      });
+      assert.equal(at(renamed, 'spec.template.spec.automountServiceAccountToken'), false);
+
+      // Both at once is refused by the schema.
+      const both = await cluster.kubectl(
+        ['apply', '-f', '-'],
+        registryYaml(
+          'identity-both',
+          'storage: {emptyDir: {}}\nserviceAccount: {name: x, annotations: {iam.gke.io/gcp-service-account: a@b.iam.gserviceaccount.com}}',
+        ),
+      );
+      assert.notEqual(both.code, 0);
+      assert.match(both.stderr, /annotations apply to the ServiceAccount the operator creates/);
+    });
+
     it('deploys htpasswd auth and TLS from Secrets, and an edit of either does not roll the pods (Berth reloads)', async () => {
       await kubectlOk(cluster, [
         'create',
@@ -830,6 +889,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
           'cache: {type: redis, redis: {managed: true, passwordSecret: {name: redis-auth}}}',
           'podDisruptionBudget: {enabled: true}',
           'autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}',
+          'serviceAccount: {annotations: {azure.workload.identity/client-id: 00000000-0000-0000-0000-000000000000}}',
         ].join('\n'),
       ),
     );
@@ -844,6 +904,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
       'Secret/everything-http-secret',
       'Service/everything',
       'Service/everything-redis',
+      'ServiceAccount/everything',
     ];
     const got = await waitFor('every object', async () => {
       const list = await ownedObjects(cluster, NS, 'everything');
@@ -867,7 +928,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
       NS,
       '--type=merge',
       '-p',
-      '{"spec":{"autoscaling":{"enabled":false},"podDisruptionBudget":{"enabled":false},"metrics":{"enabled":false},"cache":{"type":"none","redis":null}}}',
+      '{"spec":{"autoscaling":{"enabled":false},"podDisruptionBudget":{"enabled":false},"metrics":{"enabled":false},"cache":{"type":"none","redis":null},"serviceAccount":null}}',
     ]);
     await waitFor('optional objects removed', async () => {
       const list = await ownedObjects(cluster, NS, 'everything');

@@ -24,6 +24,7 @@ describe('operator/names', function () {
         hpa: 'cache',
         serviceMonitor: 'cache',
         redis: 'cache-redis',
+        serviceAccount: 'cache',
       });
     });
 

@@ -424,6 +424,31 @@ const spec: Schema = {
     topologySpreadConstraints: opaqueList('How pods spread across topology domains.', 'V1TopologySpreadConstraint'),
     podAnnotations: stringMap('Extra annotations on the pods.'),
     podLabels: stringMap('Extra labels on the pods.'),
+    serviceAccount: {
+      type: 'object',
+      description:
+        'The ServiceAccount the registry pods run as, for workload identity to the object store (IRSA, Azure workload identity, GKE workload identity). The namespace’s default account when absent.',
+      'x-kubernetes-validations': [
+        {
+          rule: '!(has(self.name) && has(self.annotations) && size(self.annotations) > 0)',
+          message: 'annotations apply to the ServiceAccount the operator creates; annotate an existing one yourself',
+          reason: 'FieldValueInvalid',
+        },
+      ],
+      properties: {
+        name: str('An existing ServiceAccount to run the pods as; the operator neither creates nor changes it.', {
+          pattern: DNS_SUBDOMAIN,
+          maxLength: 253,
+        }),
+        annotations: {
+          type: 'object',
+          description:
+            'Annotations of a ServiceAccount the operator creates and owns, named after the Registry (eks.amazonaws.com/role-arn, azure.workload.identity/client-id, iam.gke.io/gcp-service-account).',
+          maxProperties: 64,
+          additionalProperties: { type: 'string', description: 'A value.', maxLength: 4096 },
+        },
+      },
+    },
     service: {
       type: 'object',
       description: 'The Service in front of the registry pods.',

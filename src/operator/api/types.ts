@@ -219,6 +219,19 @@ export interface RegistrySpec {
    */
   podLabels: Record<string, string>;
   /**
+   * The ServiceAccount the registry pods run as, for workload identity to the object store (IRSA, Azure workload identity, GKE workload identity). The namespace’s default account when absent.
+   */
+  serviceAccount?: {
+    /**
+     * An existing ServiceAccount to run the pods as; the operator neither creates nor changes it.
+     */
+    name?: string;
+    /**
+     * Annotations of a ServiceAccount the operator creates and owns, named after the Registry (eks.amazonaws.com/role-arn, azure.workload.identity/client-id, iam.gke.io/gcp-service-account).
+     */
+    annotations?: Record<string, string>;
+  };
+  /**
    * The Service in front of the registry pods.
    */
   service: {
