@@ -87,7 +87,7 @@ export async function startRegistry(
   options: StartOptions = {},
 ): Promise<RunningRegistry> {
   const metrics = createMetrics();
-  const base = options.driver ?? createDriver(config.storage);
+  const base = options.driver ?? (await createDriver(config.storage));
   if (base instanceof FilesystemDriver) {
     void base.eventLoop.then((report) =>
       log.info(

@@ -91,7 +91,7 @@ export async function gcCommand(args: string[]): Promise<number> {
     );
   const metricsRegistry = new Registry();
   const metrics = createGcMetrics(metricsRegistry);
-  const driver = createDriver(config.storage);
+  const driver = await createDriver(config.storage);
   let cache: DescriptorCache | undefined;
   let reporter: ProgressReporter;
   let stopBar: (() => void) | undefined;
