@@ -50,14 +50,19 @@ export function applyEnvironment(raw: Tree, env: NodeJS.ProcessEnv): Tree {
       continue;
     }
     let node = raw;
+    let parent = '';
     for (const [i, seg] of segments.entries()) {
-      // Every schema key is one lowercase word, so the lowercased segment is the key unless the file spells it otherwise.
+      // Every schema key is one lowercase word, so the lowercased segment is the key unless the file spells it
+      // otherwise. A number indexes a list the file has (REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL).
       const key = Object.keys(node).find((k) => k.toUpperCase() === seg) ?? seg.toLowerCase();
       if (i === segments.length - 1) {
-        node[key] = STRING_KEYS.has(key.toLowerCase()) ? stringValue(value) : parseScalar(value);
+        // Header values are strings, whatever they look like (`Bearer 123`, `123`).
+        node[key] =
+          STRING_KEYS.has(key.toLowerCase()) || parent === 'headers' ? stringValue(value) : parseScalar(value);
       } else {
-        if (!isTree(node[key])) node[key] = {};
+        if (!isTree(node[key]) && !Array.isArray(node[key])) node[key] = {};
         node = node[key] as Tree;
+        parent = key.toLowerCase();
       }
     }
   }

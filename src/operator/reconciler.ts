@@ -282,6 +282,18 @@ export class Reconciler {
     );
     const clientCA = tls?.clientCA;
     await this.#checkSecret(registry, found, 'auth', 'spec.tls.clientCA', clientCA?.name, [clientCA?.key ?? ''], true);
+    for (const e of registry.spec.notifications?.endpoints ?? []) {
+      for (const h of e.headerSecrets) {
+        await this.#checkSecret(
+          registry,
+          found,
+          'config',
+          `spec.notifications.endpoints[${e.name}].headerSecrets`,
+          h.name,
+          [h.key],
+        );
+      }
+    }
     const blocked = problems.some((p) => p.blocksDeployment === true);
     const objects = buildOwnedObjects(registry, {
       defaultImage: this.#defaultImage,

@@ -186,6 +186,27 @@ export function renderConfig(
   }
   const auth = renderAuth(spec);
   if (auth !== undefined) config['auth'] = auth;
+  const endpoints = spec.notifications?.endpoints ?? [];
+  if (endpoints.length > 0) {
+    config['notifications'] = {
+      endpoints: endpoints.map((e, i) => {
+        // Secret headers arrive as REGISTRY_NOTIFICATIONS_ENDPOINTS_<i>_HEADERS_<header>, which Berth sets on the
+        // endpoint at that index of the file: never in the ConfigMap.
+        for (const h of e.headerSecrets) {
+          env.push(secretEnv(`REGISTRY_NOTIFICATIONS_ENDPOINTS_${i}_HEADERS_${h.header.toUpperCase()}`, h.name, h.key));
+        }
+        return {
+          name: e.name,
+          url: e.url,
+          headers: Object.fromEntries(Object.entries(e.headers).map(([k, v]) => [k, [v]])),
+          timeout: e.timeout,
+          threshold: e.threshold,
+          backoff: e.backoff,
+          ignore: { mediatypes: e.ignoredMediaTypes, actions: e.ignoredActions },
+        };
+      }),
+    };
+  }
   if (spec.tls !== undefined) {
     const http = config['http'] as Tree;
     http['tls'] = {

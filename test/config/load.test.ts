@@ -519,6 +519,27 @@ describe('config/load', function () {
       );
     });
 
+    it('sets a key of a list item the file has, and keeps header values strings', function () {
+      const file = {
+        notifications: {
+          endpoints: [
+            { name: 'ci', url: 'http://ci.example/hook', headers: { 'X-Team': ['builds'] } },
+            { name: 'audit', url: 'http://audit.example/hook' },
+          ],
+        },
+      };
+      const raw = applyEnvironment(file, {
+        'REGISTRY_NOTIFICATIONS_ENDPOINTS_1_HEADERS_X-API-KEY': '123456',
+        REGISTRY_NOTIFICATIONS_ENDPOINTS_1_HEADERS_AUTHORIZATION: 'Bearer abc #1',
+        REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT: '3s',
+      });
+      const { notifications } = resolveConfig(raw);
+      const [ci, audit] = notifications?.endpoints ?? [];
+      assert.equal(ci?.timeout, 3_000);
+      assert.deepEqual(ci?.headers, { 'X-Team': ['builds'] });
+      assert.deepEqual(audit?.headers, { 'x-api-key': '123456', authorization: 'Bearer abc #1' });
+    });
+
     it('reads numbers as numbers and leaves an empty value an empty string', function () {
       assert.deepEqual(
         applyEnvironment({}, { REGISTRY_STORAGE_CACHE_BLOBDESCRIPTORSIZE: '42', REGISTRY_HTTP_PREFIX: '' }),

@@ -19,6 +19,7 @@ import {
 } from '../helpers/images.js';
 import type { KubeCluster } from '../helpers/kube.js';
 import { startAzurite, type Azurite } from '../helpers/azurite.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs.js';
 import { issueCert, makeCa } from '../helpers/token-issuer.js';
@@ -153,6 +154,71 @@ describe('operator-rendered config run by berth serve @integration', function ()
     await skopeo(ctx, ['delete', '--tls-verify=false', `docker://${host}/team/app:v1`]);
     const gone = await fetch(`${registry.url}/v2/team/app/manifests/${image.manifestDigest}`, { method: 'HEAD' });
     assert.equal(gone.status, 404);
+  });
+
+  it('sends notifications as spec.notifications says, with a header from a Secret that never reaches the ConfigMap', async () => {
+    const receiver = await startReceiver();
+    try {
+      const token = `Bearer ${randomBytes(12).toString('hex')} #1`;
+      await kubectlOk(cluster, [
+        'create',
+        'secret',
+        'generic',
+        'hook-token',
+        '-n',
+        NS,
+        `--from-literal=value=${token}`,
+      ]);
+      const spec = [
+        'storage: {emptyDir: {}}',
+        'notifications:',
+        '  endpoints:',
+        `  - {name: ci, url: "${receiver.url}", headers: {X-Team: builds}, timeout: 2s, ignoredActions: [pull],`,
+        '     headerSecrets: [{header: Authorization, name: hook-token}]}',
+      ].join('\n');
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        `apiVersion: berth.dev/v1alpha1\nkind: Registry\nmetadata: {name: hooks, namespace: ${NS}}\nspec:\n${spec
+          .split('\n')
+          .map((l) => `  ${l}`)
+          .join('\n')}\n`,
+      );
+      const configMap = await waitFor('the rendered ConfigMap', () =>
+        getObject(cluster, 'configmap', 'hooks-config', NS),
+      );
+      const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'hooks', NS));
+      const configYml = String((at(configMap, 'data') as Json)['config.yml']);
+      assert.doesNotMatch(configYml, new RegExp(token.split(' ')[1] ?? 'x'), 'the token stays out of the ConfigMap');
+      const configFile = join(work, 'hooks.yml');
+      await writeFile(configFile, configYml);
+      const verified = await runCommand(process.execPath, [CLI, 'verify', configFile], { timeoutMs: 30_000 });
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.doesNotMatch(verified.stdout, /ignored/);
+
+      const env = await containerEnv(deployment as Json);
+      registry = await spawnRegistry(
+        {
+          ...env,
+          REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(work, 'hooks-data'),
+          REGISTRY_HTTP_ADDR: '127.0.0.1:0',
+          REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+        },
+        configFile,
+      );
+      await roundTrip(registry);
+      const pushed = await waitFor('the manifest push event', async () =>
+        receiver.received.find((r) =>
+          r.body.events.some((e) => e.action === 'push' && e.target['digest'] === image.manifestDigest),
+        ),
+      );
+      assert.equal(pushed.headers['authorization'], token);
+      assert.equal(pushed.headers['x-team'], 'builds');
+      // skopeo pulled the image back; ignoredActions kept those events from this endpoint.
+      assert.equal(receiver.events().filter((e) => e.action === 'pull').length, 0);
+    } finally {
+      await receiver.close();
+    }
   });
 
   describe('the S3 example on SeaweedFS', () => {

@@ -160,6 +160,61 @@ describe('operator/render-config', function () {
     });
   });
 
+  describe('notifications', function () {
+    const spec: DeepPartial<RegistrySpec> = {
+      notifications: {
+        endpoints: [
+          {
+            name: 'audit',
+            url: 'https://audit.example/events',
+            headers: {},
+            headerSecrets: [],
+            timeout: '1s',
+            threshold: 10,
+            backoff: '1s',
+            ignoredActions: [],
+            ignoredMediaTypes: ['application/octet-stream'],
+          },
+          {
+            name: 'ci',
+            url: 'http://ci.example/hook',
+            headers: { 'X-Team': 'builds' },
+            headerSecrets: [{ header: 'Authorization', name: 'hook-token', key: 'token' }],
+            timeout: '3s',
+            threshold: 4,
+            backoff: '30s',
+            ignoredActions: ['pull'],
+            ignoredMediaTypes: [],
+          },
+        ],
+      },
+    };
+
+    it('renders each endpoint with Distribution’s keys, and a header from a Secret only into the environment', function () {
+      const rendered = render(spec);
+      assert.doesNotMatch(rendered.yaml, /Authorization|hook-token/);
+      assert.deepEqual(rendered.env.at(-1), {
+        name: 'REGISTRY_NOTIFICATIONS_ENDPOINTS_1_HEADERS_AUTHORIZATION',
+        valueFrom: { secretKeyRef: { name: 'hook-token', key: 'token' } },
+      });
+      const env = kubeletEnv(rendered.env, { 'reg-http-secret/secret': 's', 'hook-token/token': 'Bearer 42' });
+      const resolved = resolveConfig(applyEnvironment(parse(rendered.yaml) as Tree, env));
+      const [audit, ci] = resolved.notifications?.endpoints ?? [];
+      assert.equal(audit?.url, 'https://audit.example/events');
+      assert.deepEqual(audit?.ignore.mediatypes, ['application/octet-stream']);
+      assert.deepEqual(audit?.headers, {});
+      assert.deepEqual(ci?.headers, { 'X-Team': ['builds'], authorization: 'Bearer 42' });
+      assert.equal(ci?.timeout, 3_000);
+      assert.equal(ci?.threshold, 4);
+      assert.equal(ci?.backoff, 30_000);
+      assert.deepEqual(ci?.ignore.actions, ['pull']);
+    });
+
+    it('renders no notifications section without endpoints', function () {
+      assert.equal(at(parse(render({}).yaml), 'notifications'), undefined);
+    });
+  });
+
   describe('secrets', function () {
     const spec: DeepPartial<RegistrySpec> = {
       httpSecret: { secretRef: { name: 'mine', key: 'k' } },

@@ -48,6 +48,8 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 const QUANTITY = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$';
 const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const SECRET_KEY = '^[-._a-zA-Z0-9]+$';
+/** A Go duration as Berth's config takes it (`500ms`, `1m30s`). */
+const DURATION = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
 
 const str = (description: string, extra: Partial<Schema> = {}): Schema => ({ type: 'string', description, ...extra });
 const bool = (description: string, dflt: boolean): Schema => ({ type: 'boolean', description, default: dflt });
@@ -424,6 +426,72 @@ const spec: Schema = {
     topologySpreadConstraints: opaqueList('How pods spread across topology domains.', 'V1TopologySpreadConstraint'),
     podAnnotations: stringMap('Extra annotations on the pods.'),
     podLabels: stringMap('Extra labels on the pods.'),
+    notifications: {
+      type: 'object',
+      description:
+        'Webhook endpoints that receive registry events (push, pull, delete, mount) as Distribution sends them.',
+      properties: {
+        endpoints: {
+          type: 'array',
+          description: 'Where events go; each endpoint has its own bounded queue and retries.',
+          default: [],
+          maxItems: 16,
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+          items: {
+            type: 'object',
+            description: 'One endpoint.',
+            required: ['name', 'url'],
+            properties: {
+              name: str('Name of the endpoint, in logs and metrics.', { pattern: '^[-._a-zA-Z0-9]+$', maxLength: 128 }),
+              url: str('URL events are POSTed to.', { pattern: '^https?://', maxLength: 2048 }),
+              headers: stringMap('Extra request headers, in the clear (use headerSecrets for credentials).'),
+              headerSecrets: {
+                type: 'array',
+                description: 'Request headers whose values come from Secrets (an Authorization token, say).',
+                default: [],
+                maxItems: 16,
+                'x-kubernetes-list-type': 'atomic',
+                items: {
+                  type: 'object',
+                  description: 'One header.',
+                  required: ['header', 'name'],
+                  properties: {
+                    header: str('Header name.', { pattern: '^[A-Za-z0-9][-A-Za-z0-9]*$', maxLength: 128 }),
+                    name: str('Name of the Secret, in the Registry’s namespace.', {
+                      pattern: DNS_SUBDOMAIN,
+                      maxLength: 253,
+                    }),
+                    key: str('Key within the Secret.', { default: 'value', pattern: SECRET_KEY, maxLength: 253 }),
+                  },
+                },
+              },
+              timeout: str('Bound on one delivery attempt (a Go duration).', { default: '1s', pattern: DURATION }),
+              threshold: int('Failed attempts in a row before the endpoint backs off.', 10, 1, 1000),
+              backoff: str('How long to wait after threshold failures (a Go duration).', {
+                default: '1s',
+                pattern: DURATION,
+              }),
+              ignoredActions: {
+                type: 'array',
+                description: 'Actions not sent to this endpoint.',
+                default: [],
+                'x-kubernetes-list-type': 'set',
+                items: { type: 'string', description: 'An action.', enum: ['push', 'pull', 'delete', 'mount'] },
+              },
+              ignoredMediaTypes: {
+                type: 'array',
+                description: 'Events about targets of these media types are not sent to this endpoint.',
+                default: [],
+                maxItems: 64,
+                'x-kubernetes-list-type': 'set',
+                items: { type: 'string', description: 'A media type.', maxLength: 255 },
+              },
+            },
+          },
+        },
+      },
+    },
     serviceAccount: {
       type: 'object',
       description:

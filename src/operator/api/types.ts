@@ -219,6 +219,73 @@ export interface RegistrySpec {
    */
   podLabels: Record<string, string>;
   /**
+   * Webhook endpoints that receive registry events (push, pull, delete, mount) as Distribution sends them.
+   */
+  notifications?: {
+    /**
+     * Where events go; each endpoint has its own bounded queue and retries.
+     *
+     * Items: One endpoint.
+     */
+    endpoints: {
+      /**
+       * Name of the endpoint, in logs and metrics.
+       */
+      name: string;
+      /**
+       * URL events are POSTed to.
+       */
+      url: string;
+      /**
+       * Extra request headers, in the clear (use headerSecrets for credentials).
+       */
+      headers: Record<string, string>;
+      /**
+       * Request headers whose values come from Secrets (an Authorization token, say).
+       *
+       * Items: One header.
+       */
+      headerSecrets: {
+        /**
+         * Header name.
+         */
+        header: string;
+        /**
+         * Name of the Secret, in the Registry’s namespace.
+         */
+        name: string;
+        /**
+         * Key within the Secret.
+         */
+        key: string;
+      }[];
+      /**
+       * Bound on one delivery attempt (a Go duration).
+       */
+      timeout: string;
+      /**
+       * Failed attempts in a row before the endpoint backs off.
+       */
+      threshold: number;
+      /**
+       * How long to wait after threshold failures (a Go duration).
+       */
+      backoff: string;
+      /**
+       * Actions not sent to this endpoint.
+       *
+       * Items: An action.
+       */
+      ignoredActions: ('push' | 'pull' | 'delete' | 'mount')[];
+      /**
+       * Events about targets of these media types are not sent to this endpoint.
+       *
+       * Items: A media type.
+       */
+      ignoredMediaTypes: string[];
+    }[];
+  };
+  /**
    * The ServiceAccount the registry pods run as, for workload identity to the object store (IRSA, Azure workload identity, GKE workload identity). The namespace’s default account when absent.
    */
   serviceAccount?: {
