@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { resolveConfig } from '../../../src/config/load.js';
@@ -48,6 +51,61 @@ async function write(driver: AzureDriver, path: string, content: Buffer, append:
   );
   await pipeline(Readable.from(pieces), w.stream);
   await w.commit();
+}
+
+/** A proxy in front of Azurite that reports a blob copy pending: what Azure may answer and Azurite never does. */
+interface CopyProxy {
+  /** The blob service URL through the proxy, for `serviceurl`. */
+  readonly serviceUrl: string;
+  /** What the proxy saw of copies: `PUT start <path>`, `HEAD pending <path>` (a poll it answered pending), ... */
+  readonly requests: string[];
+  close(): Promise<void>;
+}
+
+/** Starts a proxy that answers each copy, and then the first `pendingPolls` polls of its destination, pending. */
+async function startCopyProxy(server: Azurite, pendingPolls: number): Promise<CopyProxy> {
+  const target = new URL(server.serviceUrl);
+  const requests: string[] = [];
+  let pendingLeft = 0;
+  const proxy = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const start = req.method === 'PUT' && req.headers['x-ms-copy-source'] !== undefined;
+    const abort = req.method === 'PUT' && req.headers['x-ms-copy-action'] === 'abort';
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        const headers = { ...up.headers };
+        let label = req.method ?? '';
+        if (start) {
+          headers['x-ms-copy-status'] = 'pending';
+          pendingLeft = pendingPolls;
+          label = 'PUT start';
+        } else if (abort) {
+          label = 'PUT abort';
+        } else if (req.method === 'HEAD' && headers['x-ms-copy-status'] !== undefined && pendingLeft > 0) {
+          headers['x-ms-copy-status'] = 'pending';
+          pendingLeft--;
+          label = 'HEAD pending';
+        }
+        if (start || abort || headers['x-ms-copy-status'] !== undefined) requests.push(`${label} ${url.pathname}`);
+        res.writeHead(up.statusCode ?? 502, headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', (err) => res.destroy(err));
+    req.pipe(upstream);
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    serviceUrl: `http://127.0.0.1:${port}${target.pathname}`,
+    requests,
+    close: async () => {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
 }
 
 describe('azure driver on Azurite @integration', function () {
@@ -174,6 +232,83 @@ describe('azure driver on Azurite @integration', function () {
       await driver.move('/src', '/dst/blob');
       assert.equal(sha256(await driver.getContent('/dst/blob')), sha256(content));
       await assert.rejects(driver.stat('/src'), (err: unknown) => err instanceof StorageError);
+    });
+
+    it('keeps more than 1,000 committed blocks through an append and a move, byte for byte', async function () {
+      this.timeout(300_000);
+      // 1 KiB blocks: the block-list paths of a large blob (Azure allows 50,000 committed blocks) at a small size.
+      const small = new AzureDriver(azureConfig(server, container, { rootdirectory: root }), { blockSize: KiB });
+      try {
+        const first = randomBytes(1_030 * KiB + 7);
+        await write(small, '/blocks/data', first, true);
+        const before = await committedBlocks('/blocks/data');
+        assert.equal(before.length, 1_031);
+        const second = randomBytes(3 * KiB + 1);
+        await write(small, '/blocks/data', second, true);
+        const after = await committedBlocks('/blocks/data');
+        assert.equal(after.length, 1_031 + 4);
+        assert.deepEqual(
+          after.slice(0, before.length).map((b) => b.name),
+          before.map((b) => b.name),
+          'the append kept every committed block',
+        );
+        const all = Buffer.concat([first, second]);
+        assert.equal(sha256(await small.getContent('/blocks/data')), sha256(all));
+        await small.move('/blocks/data', '/blobs/data');
+        assert.equal((await small.stat('/blobs/data')).size, all.length);
+        assert.equal(sha256(await readAll(await small.reader('/blobs/data'))), sha256(all));
+        await assert.rejects(small.stat('/blocks/data'), (err: unknown) => err instanceof StorageError);
+      } finally {
+        await small.close();
+      }
+    });
+
+    it('polls a copy the service answers pending until it succeeds', async function () {
+      const proxy = await startCopyProxy(server, 3);
+      const slow = new AzureDriver(
+        azureConfig(server, container, { rootdirectory: root, serviceurl: proxy.serviceUrl }),
+        {
+          copyPollMs: 20,
+        },
+      );
+      try {
+        const content = randomBytes(100 * KiB + 3);
+        await write(slow, '/pending/src', content, false);
+        await slow.move('/pending/src', '/pending/dst');
+        const copies = proxy.requests.flatMap((r) => (r.endsWith('/pending/dst') ? [r.split(' /')[0]] : []));
+        assert.deepEqual(copies, ['PUT start', 'HEAD pending', 'HEAD pending', 'HEAD pending', 'HEAD'], copies.join());
+        assert.equal(sha256(await slow.getContent('/pending/dst')), sha256(content));
+        await assert.rejects(slow.stat('/pending/src'), (err: unknown) => err instanceof StorageError);
+      } finally {
+        await slow.close();
+        await proxy.close();
+      }
+    });
+
+    it('stops a copy that stays pending past the timeout, leaves no destination and keeps the source', async function () {
+      const proxy = await startCopyProxy(server, Infinity);
+      const slow = new AzureDriver(
+        azureConfig(server, container, { rootdirectory: root, serviceurl: proxy.serviceUrl }),
+        {
+          copyPollMs: 20,
+          copyTimeoutMs: 300,
+        },
+      );
+      try {
+        const content = randomBytes(10 * KiB);
+        await write(slow, '/stuck/src', content, false);
+        await assert.rejects(slow.move('/stuck/src', '/stuck/dst'), /still pending after 0.3 s; stopped it/);
+        assert.ok(
+          proxy.requests.some((r) => r.includes('/stuck/dst') && r.startsWith('PUT abort')),
+          proxy.requests.join(),
+        );
+        // Behind the proxy: the destination is gone, the source as it was.
+        await assert.rejects(driver.stat('/stuck/dst'), (err: unknown) => err instanceof StorageError);
+        assert.equal(sha256(await driver.getContent('/stuck/src')), sha256(content));
+      } finally {
+        await slow.close();
+        await proxy.close();
+      }
     });
 
     it('lists and deletes a directory across listing pages', async function () {

@@ -124,6 +124,31 @@ describe('gcs driver on fake-gcs-server @integration', function () {
       assert.deepEqual(await server.objectNames(bucket, `${root}/`), [`${root}/kept`]);
     });
 
+    it('appends more than 1,024 times (the old component limit of a composite object) and moves the result, byte for byte', async function () {
+      this.timeout(300_000);
+      // Each append composes [the object so far, the new bytes]: its component count grows by one each time. Two of
+      // the appends are larger than a chunk, so they go through a resumable upload.
+      const chunks = Array.from({ length: 1_030 }, (_, i) =>
+        randomBytes(i === 3 || i === 1_027 ? 300 * KiB + i : 1 + (i % 53)),
+      );
+      const all = Buffer.concat(chunks);
+      let size = 0;
+      for (const chunk of chunks) {
+        const w = await driver.writer('/uploads/many/data', true);
+        assert.equal(w.size(), size);
+        w.stream.end(chunk);
+        await new Promise((r) => w.stream.once('finish', r));
+        await w.commit();
+        size += chunk.length;
+      }
+      assert.equal((await driver.stat('/uploads/many/data')).size, all.length);
+      await driver.move('/uploads/many/data', '/blobs/many/data');
+      assert.equal((await driver.stat('/blobs/many/data')).size, all.length);
+      assert.equal(sha256(await readAll(await driver.reader('/blobs/many/data'))), sha256(all));
+      await assert.rejects(driver.stat('/uploads/many/data'), (err: unknown) => err instanceof StorageError);
+      assert.deepEqual(await server.objectNames(bucket, `${root}/`), [`${root}/blobs/many/data`]);
+    });
+
     it('lists and deletes more than one page (1,000 names) of a directory', async function () {
       this.timeout(300_000);
       const names = Array.from({ length: 1_005 }, (_, i) => `/many/f${String(i).padStart(4, '0')}`);

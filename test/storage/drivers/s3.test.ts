@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { resolveConfig } from '../../../src/config/load.js';
 import type { S3StorageConfig } from '../../../src/config/schema.js';
 import { StorageError } from '../../../src/storage/driver.js';
@@ -177,6 +177,71 @@ describe('s3 driver on SeaweedFS @integration', function () {
       await driver.move('/src', '/dst/blob');
       assert.equal(sha256(await driver.getContent('/dst/blob')), sha256(content));
       await assert.rejects(driver.stat('/src'), (err: unknown) => err instanceof StorageError);
+      assert.equal(await pendingUploads(), 0);
+    });
+
+    it('moves past the threshold (S3’s 5 GiB CopyObject limit, lowered) in copy parts of the smallest size, the short tail joined to the part before', async function () {
+      // 5 copy parts of 5 MiB and a tail of 3 MiB + 5: the tail would be a part too small to precede another, so
+      // the last part is 8 MiB + 5.
+      const content = randomBytes(5 * MIN_PART_SIZE + 3 * MiB + 5);
+      await driver.putContent('/big/src', content);
+      const before = await requestCounts(server.metricsUrl);
+      await driver.move('/big/src', '/big/dst');
+      const moved = countsSince(before, await requestCounts(server.metricsUrl));
+      // Create and complete; one PUT per copy part and no CopyObject; the source deleted.
+      assert.equal(moved.get('POST'), 2, JSON.stringify([...moved]));
+      assert.equal(moved.get('PUT'), 5, JSON.stringify([...moved]));
+      const head = await server.client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${root}/big/dst` }));
+      assert.match(head.ETag ?? '', /-5"?$/, 'a multipart object of five parts');
+      const last = await server.client.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: `${root}/big/dst`, PartNumber: 5 }),
+      );
+      assert.equal(last.ContentLength, 3 * MiB + 5 + MIN_PART_SIZE);
+      assert.equal(sha256(await driver.getContent('/big/dst')), sha256(content));
+      await assert.rejects(driver.stat('/big/src'), (err: unknown) => err instanceof StorageError);
+      assert.equal(await pendingUploads(), 0);
+    });
+
+    it('appends more than 1,000 chunks (segment listings of two pages) and joins them in one move, byte for byte', async function () {
+      this.timeout(300_000);
+      // 1,003 committed appends: a large first one and a large one on the second listing page (both copied at the
+      // move), the rest a few bytes each (read and sent as runs).
+      const chunks = Array.from({ length: 1_003 }, (_, i) =>
+        randomBytes(i === 0 ? MIN_PART_SIZE + 1 : i === 1_001 ? 2 * MIN_PART_SIZE + 7 : 1 + (i % 61)),
+      );
+      const all = Buffer.concat(chunks);
+      let size = 0;
+      for (const chunk of chunks) {
+        const w = await driver.writer('/uploads/many/data', true);
+        assert.equal(w.size(), size);
+        w.stream.end(chunk);
+        await new Promise((r) => w.stream.once('finish', r));
+        await w.commit();
+        size += chunk.length;
+      }
+      assert.equal((await driver.stat('/uploads/many/data')).size, all.length);
+      const page = await server.client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}/uploads/many/data~seg~` }),
+      );
+      assert.equal(page.IsTruncated, true, 'the segments take more than one listing page');
+      assert.equal(sha256(await driver.getContent('/uploads/many/data')), sha256(all));
+      const tail = await readAll(
+        await driver.reader('/uploads/many/data', { offset: all.length - MIN_PART_SIZE - 50 }),
+      );
+      assert.ok(tail.equals(all.subarray(all.length - MIN_PART_SIZE - 50)));
+
+      const moving = await requestCounts(server.metricsUrl);
+      await driver.move('/uploads/many/data', '/blobs/many/data');
+      const moved = countsSince(moving, await requestCounts(server.metricsUrl));
+      // One multipart upload: the first chunk copied, the small ones before the second large one sent as one part
+      // with its first bytes, the rest of it copied, and the small ones after it sent as the last part.
+      assert.equal(moved.get('POST'), 2, JSON.stringify([...moved]));
+      assert.equal(moved.get('PUT'), 4, JSON.stringify([...moved]));
+      assert.equal((await driver.stat('/blobs/many/data')).size, all.length);
+      assert.equal(sha256(await driver.getContent('/blobs/many/data')), sha256(all));
+      await assert.rejects(driver.stat('/uploads/many/data'), (err: unknown) => err instanceof StorageError);
+      const left = await server.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}/uploads/` }));
+      assert.equal(left.KeyCount ?? 0, 0, 'the source and its segments are gone');
       assert.equal(await pendingUploads(), 0);
     });
 

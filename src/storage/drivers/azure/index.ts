@@ -3,13 +3,14 @@
 // the blob's block list at once; an appending writer commits the blob's existing blocks followed by its own, so the
 // bytes already there are never downloaded again.
 import { randomBytes } from 'node:crypto';
-import { addAbortSignal, Readable, Writable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import {
   BlobSASPermissions,
   BlobServiceClient,
   RestError,
   StorageRetryPolicyType,
   StorageSharedKeyCredential,
+  type BlobBeginCopyFromUrlPollState,
   type BlockBlobClient,
   type ContainerClient,
   type StoragePipelineOptions,
@@ -26,6 +27,8 @@ import {
   type RedirectOptions,
   type StorageDriver,
 } from '../../driver.js';
+import { forEachLimit } from '../limit.js';
+import { partStream } from '../parts.js';
 
 /** The `storage.azure` settings the driver acts on (defaults applied by the config schema). */
 export type AzureDriverOptions = Omit<AzureStorageConfig, 'driver' | 'skipverify'>;
@@ -35,6 +38,10 @@ export interface AzureTuning {
   readonly blockSize?: number;
   /** Names per listing page (the service's largest by default); smaller in tests, to cross pages cheaply. */
   readonly listPageSize?: number;
+  /** The first wait between polls of a pending copy (it doubles up to 5 s). */
+  readonly copyPollMs?: number;
+  /** The longest a move waits for a pending copy before it stops it and fails. */
+  readonly copyTimeoutMs?: number;
 }
 
 /** 4 MiB blocks: Distribution's chunk, and 50,000 of them (a block blob's most) make 195 GiB. */
@@ -45,8 +52,19 @@ const BLOCK_CONCURRENCY = 4;
 const LIST_MAX = 5000;
 /** Deletes of one directory's blobs in flight at once. */
 const DELETE_CONCURRENCY = 16;
-/** The longest a move waits for a pending server-side copy (a copy within one account is usually done at once). */
+/*
+ * Moves. A move is one Copy Blob within the account, which S3's size thresholds have no counterpart for: Copy Blob
+ * takes a block blob of any size (the synchronous Copy Blob From URL is the one limited to 256 MiB, and the driver
+ * does not use it), and it replaces the destination at once. The service may answer it `pending` and finish in the
+ * background; the move then polls the destination until the copy ends, and stops it when it takes too long, so that
+ * no half-copied destination stays behind.
+ */
+/** The longest a move waits for a pending copy (a copy within one account is usually done at once). */
 const COPY_TIMEOUT_MS = 10 * 60_000;
+/** The first wait between polls of a pending copy. */
+const COPY_POLL_MS = 500;
+/** The longest wait between polls of a pending copy. */
+const COPY_POLL_MAX_MS = 5_000;
 /** Azure accepts SAS lifetimes of any length; Berth keeps to what S3 and GCS allow. */
 const MAX_SAS_SECONDS = 7 * 24 * 3600;
 /** Bytes before base64 of every block id this driver stages: all ids of one blob must have one length. */
@@ -58,24 +76,6 @@ type AuthMode = 'connectionstring' | 'sharedkey' | 'clientsecret' | 'default';
 /** A block id: the writer's random tag, what the block holds (`d` new data, `c` copied bytes) and its index. */
 function blockId(tag: string, kind: 'd' | 'c', index: number): string {
   return Buffer.from(`${tag}${kind}${String(index).padStart(BLOCK_ID_BYTES - tag.length - 1, '0')}`).toString('base64');
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first failure once all settled. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.err;
 }
 
 function emptyStream(): Readable {
@@ -123,6 +123,8 @@ export class AzureDriver implements StorageDriver {
   readonly #root: string;
   readonly #blockSize: number;
   readonly #pageSize: number;
+  readonly #copyPollMs: number;
+  readonly #copyTimeoutMs: number;
   readonly #auth: AuthMode;
   /** Where requests go, for error messages. */
   readonly #where: string;
@@ -132,6 +134,8 @@ export class AzureDriver implements StorageDriver {
     this.#root = root === '' ? '' : `${root}/`;
     this.#blockSize = tuning.blockSize ?? DEFAULT_BLOCK_SIZE;
     this.#pageSize = tuning.listPageSize ?? LIST_MAX;
+    this.#copyPollMs = tuning.copyPollMs ?? COPY_POLL_MS;
+    this.#copyTimeoutMs = tuning.copyTimeoutMs ?? COPY_TIMEOUT_MS;
     const pipeline: StoragePipelineOptions = {
       retryOptions: {
         retryPolicyType: StorageRetryPolicyType.EXPONENTIAL,
@@ -343,32 +347,20 @@ export class AzureDriver implements StorageDriver {
       }
     }
     const abort = new AbortController();
-    const staged: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failure: { err: unknown } | undefined;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    let written = 0;
     let finished = false;
 
     const send = <T>(call: () => Promise<T>): Promise<T> => this.#send(path, call);
-    const stage = (body: Buffer): void => {
-      const id = blockId(tag, 'd', staged.length);
-      staged.push(id);
-      const tracked: Promise<void> = send(() => blob.stageBlock(id, body, body.length, { abortSignal: abort.signal }))
-        .then(() => undefined)
-        .catch((err: unknown) => {
-          failure ??= { err };
-        })
-        .finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-    };
-    const takePending = (): Buffer => {
-      const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      return all;
-    };
+    // Blocks of blockSize go up as they fill; their ids, in order, are what commit makes the blob of.
+    const staged: string[] = [];
+    const body = partStream({
+      partSize: blockSize,
+      concurrency: BLOCK_CONCURRENCY,
+      upload: async (block, index) => {
+        const id = blockId(tag, 'd', index);
+        staged[index] = id;
+        await send(() => blob.stageBlock(id, block, block.length, { abortSignal: abort.signal }));
+      },
+    });
     /** Stages the blob's current bytes, a block at a time, as blocks of this writer. */
     const copyExisting = async (): Promise<string[]> => {
       const ids: string[] = [];
@@ -387,43 +379,12 @@ export class AzureDriver implements StorageDriver {
       return ids;
     };
 
-    const stream = new Writable({
-      highWaterMark: 1 << 20,
-      write(chunk: Buffer, _enc, cb) {
-        if (failure !== undefined) {
-          cb(failure.err instanceof Error ? failure.err : new Error(String(failure.err)));
-          return;
-        }
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        written += chunk.length;
-        // Whole blocks go up as they fill, a few at a time, so memory stays bounded.
-        while (pendingBytes >= blockSize) {
-          const all = takePending();
-          stage(Buffer.from(all.subarray(0, blockSize)));
-          if (all.length > blockSize) {
-            pending = [all.subarray(blockSize)];
-            pendingBytes = all.length - blockSize;
-          }
-        }
-        const wait = async (): Promise<void> => {
-          while (inFlight.size >= BLOCK_CONCURRENCY) await Promise.race(inFlight);
-        };
-        wait().then(
-          () => cb(failure === undefined ? null : (failure.err as Error)),
-          (err: unknown) => cb(err as Error),
-        );
-      },
-    });
-
     const commit = async (): Promise<void> => {
       if (finished) throw new Error('writer already finished');
       finished = true;
       // Nothing to add to a blob that is there: it stays as it is.
-      if (head !== undefined && written === 0) return;
-      if (pendingBytes > 0) stage(takePending());
-      while (inFlight.size > 0) await Promise.all(inFlight);
-      if (failure !== undefined) throw failure.err;
+      if (head !== undefined && body.written() === 0) return;
+      await body.finish();
       const base = copyBase ? await copyExisting() : kept;
       // The etag condition makes an append fail, rather than splice, when the blob changed since it was opened.
       await send(() =>
@@ -435,17 +396,16 @@ export class AzureDriver implements StorageDriver {
     };
 
     return {
-      stream,
-      size: () => baseSize + written,
+      stream: body.stream,
+      size: () => baseSize + body.written(),
       commit,
       // Staged blocks that are never committed are not part of the blob; the service drops them (at the next commit
       // of the blob, or after a week).
       cancel: async () => {
         finished = true;
         abort.abort();
-        if (!stream.destroyed) stream.destroy();
-        pending = [];
-        await Promise.allSettled(inFlight);
+        if (!body.stream.destroyed) body.stream.destroy();
+        await body.settle();
       },
     };
   }
@@ -490,30 +450,55 @@ export class AzureDriver implements StorageDriver {
     }
     const from = this.#blob(source);
     const to = this.#blob(destination);
-    // A copy within one account is done on the server, and replaces the destination at once.
-    const abort = AbortSignal.timeout(COPY_TIMEOUT_MS);
+    // Exactly the version statted: a source replaced meanwhile fails the copy rather than moving other bytes.
+    // The SDK's poller only starts the copy: it would poll without end (and never notice a copy aborted by someone
+    // else), so the loop below polls instead.
     const poller = await this.#send(source, () =>
-      to.beginCopyFromURL(from.url, {
-        intervalInMs: 500,
-        abortSignal: abort,
-        ...(head.etag === undefined ? {} : { sourceConditions: { ifMatch: head.etag } }),
-      }),
+      to.beginCopyFromURL(from.url, head.etag === undefined ? {} : { sourceConditions: { ifMatch: head.etag } }),
     );
-    let result;
-    try {
-      result = await this.#send(source, () => poller.pollUntilDone());
-    } catch (err) {
-      // A copy still pending is stopped, so that no half-copied destination is left.
-      const props = await to.getProperties().catch(() => undefined);
-      if (props?.copyStatus === 'pending' && props.copyId !== undefined) {
-        await to.abortCopyFromURL(props.copyId).catch(() => undefined);
+    // The copy poller's state (its public type omits the copy id, which stopping the copy needs).
+    const started = poller.getOperationState() as BlobBeginCopyFromUrlPollState;
+    let status: string | undefined = started.isCompleted ? started.result?.copyStatus : 'pending';
+    let description: string | undefined;
+    const deadline = Date.now() + this.#copyTimeoutMs;
+    for (let wait = this.#copyPollMs; status === 'pending'; wait = Math.min(2 * wait, COPY_POLL_MAX_MS)) {
+      if (Date.now() + wait > deadline) {
+        await this.#stopCopy(to, started.copyId);
+        throw new Error(
+          `azure: ${this.#where}: copying ${source} to ${destination} was still pending after ` +
+            `${this.#copyTimeoutMs / 1000} s; stopped it`,
+        );
       }
-      throw err;
+      await new Promise((r) => setTimeout(r, wait));
+      const props = await this.#send(destination, () => to.getProperties());
+      if (props.copyId !== started.copyId) {
+        throw new Error(`azure: ${this.#where}: ${destination} was replaced while ${source} was copied onto it`);
+      }
+      status = props.copyStatus;
+      description = props.copyStatusDescription;
     }
-    if (result.copyStatus !== undefined && result.copyStatus !== 'success') {
-      throw new Error(`azure: ${this.#where}: copying ${source} to ${destination} ended ${result.copyStatus}`);
+    if (status !== undefined && status !== 'success') {
+      throw new Error(
+        `azure: ${this.#where}: copying ${source} to ${destination} ended ${status}` +
+          (description === undefined ? '' : ` (${description})`),
+      );
     }
     await this.#send(source, () => from.deleteIfExists());
+  }
+
+  /**
+   * Stops a pending copy and deletes what it left (a stopped copy leaves an empty destination), unless the copy
+   * finished or another write replaced the destination meanwhile. Best effort: the move fails either way.
+   */
+  async #stopCopy(to: BlockBlobClient, copyId: string | undefined): Promise<void> {
+    if (copyId === undefined) return;
+    await to.abortCopyFromURL(copyId).catch(() => undefined);
+    const props = await to.getProperties().catch(() => undefined);
+    if (props?.copyId === copyId && props.copyStatus !== 'success') {
+      await to
+        .deleteIfExists(props.etag === undefined ? {} : { conditions: { ifMatch: props.etag } })
+        .catch(() => undefined);
+    }
   }
 
   async delete(path: string): Promise<void> {

@@ -26,6 +26,7 @@ import {
   type RedirectOptions,
   type StorageDriver,
 } from '../../driver.js';
+import { forEachLimit } from '../limit.js';
 
 /** The `storage.gcs` settings the driver acts on (defaults applied by the config schema). */
 export type GcsDriverOptions = Omit<GcsStorageConfig, 'driver' | 'maxconcurrency'>;
@@ -89,24 +90,6 @@ function httpStatus(err: unknown): number | undefined {
   if (typeof e.status === 'number') return e.status;
   if (typeof e.response?.status === 'number') return e.response.status;
   return undefined;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first failure once all settled. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.err;
 }
 
 /** The `prefixes` of a listing page's raw response. */
@@ -471,7 +454,11 @@ export class GcsDriver implements StorageDriver {
           await this.#send(path, () => tempFile.save(body, { resumable: false, contentType: CONTENT_TYPE }), true);
         }
         // Server-side: the existing object (exactly the generation this writer continued) and the new bytes become
-        // one object, which replaces the old one only if nobody replaced it meanwhile.
+        // one object, which replaces the old one only if nobody replaced it meanwhile. Each append adds one to the
+        // object's component count. GCS once refused a composite of more than 1,024 components (and a rewrite in
+        // the same location and storage class keeps the count, so only a download and upload would reset it); that
+        // limit is gone, the count now saturating at 2^31 - 1, so an upload of any number of chunks composes on.
+        // What remains is 32 sources per compose request, of which this uses two.
         const sources = base === undefined ? [tempFile] : [this.#file(key, base.generation), tempFile];
         await this.#send(path, () =>
           this.#bucket.combine(sources, this.#file(key), {

@@ -4,7 +4,7 @@
 // chunked upload costs each byte once, however many chunks it takes.
 import { randomBytes } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
-import { addAbortSignal, Readable, Writable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -36,6 +36,8 @@ import {
   type RedirectOptions,
   type StorageDriver,
 } from '../../driver.js';
+import { forEachLimit } from '../limit.js';
+import { partStream } from '../parts.js';
 import { abortAbandonedUploads } from './abandoned.js';
 import { presignedURL } from './presign.js';
 
@@ -47,6 +49,8 @@ const PART_CONCURRENCY = 3;
 const LIST_MAX = 1000;
 /** Directory probes of one listing in flight at once. */
 const PROBE_CONCURRENCY = 16;
+/** Segments of one file that getContent reads at once. */
+const READ_CONCURRENCY = 16;
 /** Attempts per request, with the SDK's standard retry strategy (exponential backoff with full jitter). */
 const MAX_ATTEMPTS = 5;
 
@@ -182,24 +186,6 @@ export function planParts(pieces: readonly Piece[], copyChunk: number, sendTarge
   }
   flush();
   return parts;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first failure once all settled. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.err;
 }
 
 function emptyStream(): Readable {
@@ -469,14 +455,18 @@ export class S3Driver implements StorageDriver {
       const generation = generationOf(res.Metadata);
       if (generation === undefined) return head;
       const { pieces } = await this.#segments(path, generation);
-      const rest = await Promise.all(
-        pieces.map(async (p) => {
-          if (p.size === 0) return Buffer.alloc(0);
+      // A few segments at a time: a chunked upload may have left thousands.
+      const rest = pieces.map(() => Buffer.alloc(0));
+      await forEachLimit(
+        pieces.map((p, i) => ({ p, i })),
+        READ_CONCURRENCY,
+        async ({ p, i }) => {
+          if (p.size === 0) return;
           const body = await this.#getRange(path, p.key, 0, p.size - 1);
           const chunks: Buffer[] = [];
           for await (const chunk of body) chunks.push(chunk as Buffer);
-          return Buffer.concat(chunks);
-        }),
+          rest[i] = Buffer.concat(chunks);
+        },
       );
       return Buffer.concat([head, ...rest]);
     });
@@ -616,14 +606,8 @@ export class S3Driver implements StorageDriver {
       ...this.#objectParams(),
       ...(init.metadata === undefined ? {} : { Metadata: init.metadata }),
     };
-    let pending = init.pending;
-    let pendingBytes = pending.reduce((n, b) => n + b.length, 0);
-    let nextPart = copies.length + 1;
     const parts: CompletedPart[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failure: { err: unknown } | undefined;
     let uploadId: Promise<string> | undefined;
-    let written = 0;
     let finished = false;
 
     const send = <T>(call: () => Promise<T>): Promise<T> => this.#send(path, call);
@@ -658,10 +642,14 @@ export class S3Driver implements StorageDriver {
         }
         return id;
       })());
-    const uploadPart = (body: Buffer): void => {
-      const number = nextPart++;
-      const part = (async () => {
+    // Parts of chunksize go up as they fill, numbered after the copied ones; the multipart upload starts with the first.
+    const body = partStream({
+      partSize: chunksize,
+      concurrency: PART_CONCURRENCY,
+      initial: init.pending,
+      upload: async (part, index) => {
         const id = await start();
+        const number = copies.length + 1 + index;
         const res = await send(() =>
           this.#client.send(
             new UploadPartCommand({
@@ -669,28 +657,16 @@ export class S3Driver implements StorageDriver {
               Key: key,
               UploadId: id,
               PartNumber: number,
-              Body: body,
-              ContentLength: body.length,
+              Body: part,
+              ContentLength: part.length,
             }),
           ),
         );
         parts.push({ PartNumber: number, ETag: res.ETag });
-      })();
-      const tracked: Promise<void> = part
-        .catch((err: unknown) => {
-          failure ??= { err };
-        })
-        .finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-    };
-    const takePending = (): Buffer => {
-      const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      return all;
-    };
+      },
+    });
     const abort = async (): Promise<void> => {
-      await Promise.allSettled(inFlight);
+      await body.settle();
       const id = await uploadId?.catch(() => undefined);
       if (id === undefined) return;
       await this.#client
@@ -698,61 +674,29 @@ export class S3Driver implements StorageDriver {
         .catch(() => undefined);
     };
 
-    const stream = new Writable({
-      highWaterMark: 1 << 20,
-      write(chunk: Buffer, _enc, cb) {
-        if (failure !== undefined) {
-          cb(failure.err instanceof Error ? failure.err : new Error(String(failure.err)));
-          return;
-        }
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        written += chunk.length;
-        // Whole parts of chunksize go up as they fill; a few at a time, so memory stays bounded.
-        while (pendingBytes >= chunksize) {
-          const all = takePending();
-          uploadPart(Buffer.from(all.subarray(0, chunksize)));
-          if (all.length > chunksize) {
-            pending = [all.subarray(chunksize)];
-            pendingBytes = all.length - chunksize;
-          }
-        }
-        const wait = async (): Promise<void> => {
-          while (inFlight.size >= PART_CONCURRENCY) await Promise.race(inFlight);
-        };
-        wait().then(
-          () => cb(failure === undefined ? null : (failure.err as Error)),
-          (err: unknown) => cb(err as Error),
-        );
-      },
-    });
-
     const commit = async (): Promise<void> => {
       if (finished) throw new Error('writer already finished');
       finished = true;
-      if (uploadId === undefined && copies.length === 0) {
+      if (body.started() === 0 && copies.length === 0) {
         // Everything fits one request: PutObject replaces the object at once.
-        if (keepIfEmpty && written === 0) return;
-        const body = takePending();
+        if (keepIfEmpty && body.written() === 0) return;
+        const all = body.takePending();
         await send(() =>
           this.#client.send(
             new PutObjectCommand({
               Bucket: this.#bucket,
               Key: key,
-              Body: body,
-              ContentLength: body.length,
+              Body: all,
+              ContentLength: all.length,
               ...objectParams,
             }),
           ),
         );
         return;
       }
-      if (written === 0) return;
+      if (body.written() === 0) return;
       try {
-        // The last part may be short.
-        if (pendingBytes > 0) uploadPart(takePending());
-        while (inFlight.size > 0) await Promise.all(inFlight);
-        if (failure !== undefined) throw failure.err;
+        await body.finish();
         const id = await start();
         parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
         await send(() =>
@@ -772,13 +716,12 @@ export class S3Driver implements StorageDriver {
     };
 
     return {
-      stream,
-      size: () => baseSize + written,
+      stream: body.stream,
+      size: () => baseSize + body.written(),
       commit,
       cancel: async () => {
         finished = true;
-        if (!stream.destroyed) stream.destroy();
-        pending = [];
+        if (!body.stream.destroyed) body.stream.destroy();
         await abort();
       },
     };
