@@ -15,6 +15,7 @@
 //   BENCH_SUITE=floor      instead, floor.ts: what a bare Node.js server reaches where Berth misses a target
 //   BENCH_SUITE=objectstore instead, objectstore.ts: Berth and Distribution 3 on S3 and Redis behind added latency
 //   BENCH_SUITE=auth       instead, auth.ts: Bearer tokens, auth on and off, and TLS, Berth beside Distribution 3
+//   BENCH_SUITE=gc         instead, gc.ts: garbage collection of one generated store, Berth beside Distribution
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -23,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { runCacheSuite } from './cache.js';
 import { runFloorSuite } from './floor.js';
 import { runAuthSuite } from './auth.js';
+import { runGcSuite } from './gc.js';
 import { runObjectStoreSuite } from './objectstore.js';
 import { runSlowVolume, SLOW_VOLUME_DELAY_MS, type SlowVolumeOutcome } from './slow-volume.js';
 import { RegistryClient, type FileRange } from './client.js';
@@ -489,7 +491,8 @@ try {
   else if (suite === 'floor') await runFloorSuite();
   else if (suite === 'objectstore') await runObjectStoreSuite();
   else if (suite === 'auth') await runAuthSuite();
-  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache, floor, objectstore or auth`);
+  else if (suite === 'gc') await runGcSuite();
+  else throw new Error(`BENCH_SUITE=${suite}: expected registry (the default), cache, floor, objectstore, auth or gc`);
 } catch (err) {
   progress(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   killAllNow();

@@ -17,6 +17,7 @@ import { createApp } from './registry/app.js';
 import { createDebugServer } from './registry/debug.js';
 import { createMetrics } from './registry/metrics.js';
 import { createTlsServer, type TlsListener } from './registry/tls.js';
+import { gcConfigNotes, startOnlineGc, type OnlineGc } from './gc/online.js';
 
 export interface RunningRegistry {
   /** Where the registry API listens. */
@@ -181,6 +182,19 @@ export async function startRegistry(
     ).unref();
   }
 
+  // Online garbage collection: one replica of a shared store at a time, by a lease in storage (src/gc/lease.ts).
+  let onlineGc: OnlineGc | undefined;
+  for (const note of gcConfigNotes(config)) log.warn({ section: 'storage.maintenance.gc' }, note);
+  if (config.gc.enabled && !config.readOnly) {
+    onlineGc = startOnlineGc({
+      driver,
+      config: config.gc,
+      log,
+      registry: metrics.registry,
+      ...(cache === undefined ? {} : { invalidate: cache.invalidate }),
+    });
+  }
+
   log.info(
     {
       addr: `${address.address}:${address.port}`,
@@ -208,6 +222,8 @@ export async function startRegistry(
   const close = (): Promise<void> => {
     closing ??= (async () => {
       if (purgeTimer !== undefined) clearTimeout(purgeTimer);
+      // A running collection stops at its next storage call and frees its lease, while requests drain.
+      const gcStopped = onlineGc?.stop();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections go idle as their last request ends; close them as they do.
       const sweeper = setInterval(() => server.closeIdleConnections(), 50);
@@ -229,6 +245,7 @@ export async function startRegistry(
       tls?.close();
       // Events of the requests that just finished get a moment to go out.
       await events?.close(2_000);
+      await gcStopped;
       await cache?.close();
       await driver.close();
     })();

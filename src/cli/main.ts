@@ -192,6 +192,8 @@ async function verify(args: string[]): Promise<number> {
   for (const note of files.notes) process.stdout.write(`${file}: note: ${note}\n`);
   for (const section of config.ignored)
     process.stdout.write(`${file}: note: ${section} is not supported by Berth and is ignored\n`);
+  const { gcConfigNotes } = await import('../gc/online.js');
+  for (const note of gcConfigNotes(config)) process.stdout.write(`${file}: note: ${note}\n`);
   return 0;
 }
 

@@ -213,6 +213,7 @@ function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): Resolve
     redirectExpiry: s.redirect.expiry,
     cache: s.cache,
     uploadPurging: s.maintenance.uploadpurging,
+    gc: s.maintenance.gc,
     http: c.http,
     redis: c.redis,
     notifications: c.notifications,

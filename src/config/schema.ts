@@ -263,6 +263,21 @@ const StorageSchema = z
             dryrun: z.boolean().default(false),
           })
           .prefault({}),
+        /**
+         * Online garbage collection inside `berth serve`: about every `interval` one replica of a shared store (the
+         * holder of a lease in storage) collects; nothing modified within `graceperiod` is swept.
+         */
+        gc: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            interval: duration.refine((ms) => ms >= 1000, { message: 'expected at least 1s' }).default(24 * 3_600_000),
+            graceperiod: duration
+              .refine((ms) => ms >= 1000, { message: 'expected at least 1s (pushes in flight need it)' })
+              .default(3_600_000),
+            deleteuntagged: z.boolean().default(false),
+            dryrun: z.boolean().default(false),
+          })
+          .prefault({}),
         readonly: enabledFlag(false),
       })
       .prefault({}),
@@ -380,6 +395,8 @@ export interface ResolvedConfig {
   readonly redirectExpiry: number;
   readonly cache: ParsedConfig['storage']['cache'];
   readonly uploadPurging: ParsedConfig['storage']['maintenance']['uploadpurging'];
+  /** Online garbage collection (storage.maintenance.gc), durations in milliseconds. */
+  readonly gc: ParsedConfig['storage']['maintenance']['gc'];
   readonly http: ParsedConfig['http'];
   readonly redis: RedisConfig | undefined;
   readonly notifications: NotificationsConfig | undefined;

@@ -41,6 +41,12 @@ export interface GcOptions {
   readonly deleteUntagged: boolean;
   readonly onProgress?: (progress: GcProgress) => void;
   readonly log?: Logger;
+  /**
+   * Stops the run between two storage calls (shutdown, a lost lease): collectGarbage rejects with the signal's
+   * reason. Whatever was swept so far stays swept, each item whole (a link goes before its blob), and the next run
+   * picks up the rest.
+   */
+  readonly signal?: AbortSignal;
   /** The clock (tests). */
   readonly now?: () => number;
 }
@@ -176,8 +182,12 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     log?.warn({ problem: text }, 'garbage collection: skipped');
   };
   const young = (info: FileInfo): boolean => now() - info.modTime.getTime() < graceMs;
-  const progress = (phase: GcPhase, done: number, total: number | undefined, end = false): void =>
+  const { signal } = options;
+  const stopIfAborted = (): void => signal?.throwIfAborted();
+  const progress = (phase: GcPhase, done: number, total: number | undefined, end = false): void => {
+    stopIfAborted();
     options.onProgress?.({ phase, done, total, ...(end ? { end } : {}) });
+  };
 
   // Repositories.
   progress('repositories', 0, undefined);
@@ -213,6 +223,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const markFrom = async (name: string, root: Digest, revisions: Set<string>, reachable: Set<string>) => {
     const queue: Digest[] = [root];
     for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
+      stopIfAborted();
       if (reachable.has(d.value)) continue;
       reachable.add(d.value);
       marked.add(d.value);
@@ -294,6 +305,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       }
     }
     for (const d of candidates) {
+      stopIfAborted();
       manifestsDone++;
       const info = await statOrUndefined(driver, paths.revisionLink(name, d));
       if (info === undefined || young(info) || tagged.has(d.value)) {
@@ -334,6 +346,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   for (const alg of await listDir(driver, `${ROOT}/blobs`)) {
     for (const prefix of await listDir(driver, alg)) {
       for (const dir of await listDir(driver, prefix)) {
+        stopIfAborted();
         scanned++;
         const d = digestOrUndefined(`${base(alg)}:${base(dir)}`);
         if (d === undefined) continue;
@@ -358,6 +371,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   progress('links', 0, repositories.length);
   for (const [i, name] of repositories.entries()) {
     for await (const d of digestDirs(driver, layersDir(name))) {
+      stopIfAborted();
       const candidate = candidates.get(d.value);
       if (candidate === undefined) continue;
       const info = await statOrUndefined(driver, paths.layerLink(name, d));
@@ -377,6 +391,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   for (const [i, name] of repositories.entries()) {
     const seen = seenRevisions.get(name) ?? new Set<string>();
     for await (const d of digestDirs(driver, revisionsDir(name))) {
+      stopIfAborted();
       if (seen.has(d.value)) continue;
       save(d.value);
       const refs = await readManifest(name, d);
@@ -396,6 +411,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   let sweepDone = 0;
   progress('sweep', 0, sweepTotal);
   for (const candidate of [...candidates.values()].sort((a, b) => (a.digest.value < b.digest.value ? -1 : 1))) {
+    stopIfAborted();
     sweepDone++;
     const { digest: d } = candidate;
     const blob = await statOrUndefined(driver, paths.blobData(d));
