@@ -13,6 +13,7 @@ const LABELS: Readonly<Record<GcPhase, string>> = {
   links: 'scanning repository links',
   recheck: 'rechecking new manifests',
   sweep: 'sweeping blobs',
+  rescan: 'looking for manifests that raced the sweep',
 };
 
 /** A cli-progress bar per phase, on `stream` (a terminal). */

@@ -14,9 +14,10 @@ import type { Logger } from 'pino';
 import { digestOrUndefined, type Digest } from '../oci/digest.js';
 import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
 import { noInvalidate, type Invalidate } from '../storage/blobs.js';
+import { forEachLimit } from '../storage/drivers/limit.js';
 import { paths, REPOSITORIES, REPOSITORY_MARKERS, ROOT } from '../storage/paths.js';
 
-export const GC_PHASES = ['repositories', 'mark', 'manifests', 'blobs', 'links', 'recheck', 'sweep'] as const;
+export const GC_PHASES = ['repositories', 'mark', 'manifests', 'blobs', 'links', 'recheck', 'sweep', 'rescan'] as const;
 export type GcPhase = (typeof GC_PHASES)[number];
 
 export interface GcProgress {
@@ -170,6 +171,60 @@ const revisionsDir = (name: string): string => `${paths.repository(name)}/_manif
 const layersDir = (name: string): string => `${paths.repository(name)}/_layers`;
 const blobDir = (d: Digest): string => paths.blobData(d).slice(0, -'/data'.length);
 
+/**
+ * Where a swept blob waits until the run has looked for manifests that raced it: `<alg>/<hex>/data` (the bytes) and
+ * `<alg>/<hex>/links` (the repositories whose links went, as JSON), so that it can be put back whole, by this run or,
+ * after a crash, by the next.
+ */
+export const TRASH = `${ROOT}/_gc-trash`;
+const trashDir = (d: Digest): string => `${TRASH}/${d.algorithm}/${d.hex}`;
+
+/** Storage calls of one phase in flight at once: collection is latency-bound on every backend. */
+const CONCURRENCY = 16;
+
+/**
+ * Puts a trashed blob back: its bytes (unless the blob was pushed again meanwhile), and its links in the repositories
+ * they were swept from and in `more`; then the trash entry goes.
+ */
+async function restoreFromTrash(driver: StorageDriver, d: Digest, more: readonly string[]): Promise<void> {
+  let links: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse((await driver.getContent(`${trashDir(d)}/links`)).toString('utf8'));
+    if (Array.isArray(parsed)) links = parsed.filter((n): n is string => typeof n === 'string');
+  } catch (err) {
+    if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
+  }
+  if ((await statOrUndefined(driver, paths.blobData(d))) === undefined) {
+    try {
+      await driver.move(`${trashDir(d)}/data`, paths.blobData(d));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  if ((await statOrUndefined(driver, paths.blobData(d))) !== undefined) {
+    for (const name of new Set([...links, ...more])) {
+      await driver.putContent(paths.layerLink(name, d), Buffer.from(d.value));
+    }
+  }
+  await remove(driver, trashDir(d));
+}
+
+/** Trash a crashed run left behind goes back where it was, so that this run judges it afresh. */
+async function recoverTrash(driver: StorageDriver, log?: Logger): Promise<number> {
+  let recovered = 0;
+  for (const alg of await listDir(driver, TRASH)) {
+    for (const entry of await listDir(driver, alg)) {
+      const d = digestOrUndefined(`${base(alg)}:${base(entry)}`);
+      if (d === undefined) continue;
+      await restoreFromTrash(driver, d, []);
+      recovered++;
+    }
+  }
+  if (recovered > 0)
+    log?.warn({ recovered }, 'garbage collection: put back blobs an interrupted run left in its trash');
+  return recovered;
+}
+
 /** Runs one collection. Throws only on storage failures; what it found odd is in `problems`. */
 export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const { driver, graceMs, dryRun, deleteUntagged, log } = options;
@@ -189,6 +244,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     options.onProgress?.({ phase, done, total, ...(end ? { end } : {}) });
   };
 
+  if (!dryRun) await recoverTrash(driver, log);
+
   // Repositories.
   progress('repositories', 0, undefined);
   const repositories: string[] = [];
@@ -198,6 +255,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 
   // Mark. `marked` holds every blob digest a kept manifest reaches, manifests' own digests included.
   const marked = new Set<string>();
+  /** Each repository's revisions at the mark (referrers are kept only among them). */
   const seenRevisions = new Map<string, Set<string>>();
   const sweepable = new Map<string, Digest[]>();
   /** Repositories with a manifest that cannot be read: every blob linked there is kept. */
@@ -241,7 +299,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     }
   };
   progress('mark', 0, repositories.length);
-  for (const [i, name] of repositories.entries()) {
+  let marking = 0;
+  await forEachLimit(repositories, CONCURRENCY, async (name) => {
     const revisions = new Map<string, Digest>();
     for await (const d of digestDirs(driver, revisionsDir(name))) revisions.set(d.value, d);
     const revisionSet = new Set(revisions.keys());
@@ -277,8 +336,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       if (candidates.length > 0) sweepable.set(name, candidates);
     }
     manifestsKept += reachable.size;
-    progress('mark', i + 1, repositories.length);
-  }
+    progress('mark', ++marking, repositories.length);
+  });
   progress('mark', repositories.length, repositories.length, true);
 
   const perRepository = new Map<string, { manifests: number; links: number; blobs: number; bytes: number }>();
@@ -290,7 +349,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 
   // Untagged manifests (deleteUntagged): their revision link and referrers entry go; their bytes are blobs like any
   // other, swept below unless another repository keeps them.
-  const sweptManifests: string[] = [];
+  const sweptManifestSet = new Set<string>();
   const manifestTotal = [...sweepable.values()].reduce((n, l) => n + l.length, 0);
   let manifestsDone = 0;
   progress('manifests', 0, manifestTotal);
@@ -330,7 +389,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
           await invalidate(name, d);
         }
       }
-      sweptManifests.push(`${name}@${d.value}`);
+      sweptManifestSet.add(`${name}@${d.value}`);
       tally(name).manifests++;
       progress('manifests', manifestsDone, manifestTotal);
     }
@@ -343,25 +402,27 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   let blobsInGrace = 0;
   let scanned = 0;
   progress('blobs', 0, undefined);
+  const prefixes: Array<{ alg: string; prefix: string }> = [];
   for (const alg of await listDir(driver, `${ROOT}/blobs`)) {
-    for (const prefix of await listDir(driver, alg)) {
-      for (const dir of await listDir(driver, prefix)) {
-        stopIfAborted();
-        scanned++;
-        const d = digestOrUndefined(`${base(alg)}:${base(dir)}`);
-        if (d === undefined) continue;
-        if (marked.has(d.value)) {
-          blobsKept++;
-        } else {
-          const info = await statOrUndefined(driver, paths.blobData(d));
-          if (info === undefined || info.isDir) continue;
-          if (young(info)) blobsInGrace++;
-          else candidates.set(d.value, { digest: d, size: info.size, links: [] });
-        }
-        if (scanned % 100 === 0) progress('blobs', scanned, undefined);
-      }
-    }
+    for (const prefix of await listDir(driver, alg)) prefixes.push({ alg, prefix });
   }
+  await forEachLimit(prefixes, CONCURRENCY, async ({ alg, prefix }) => {
+    for (const dir of await listDir(driver, prefix)) {
+      stopIfAborted();
+      scanned++;
+      const d = digestOrUndefined(`${base(alg)}:${base(dir)}`);
+      if (d === undefined) continue;
+      if (marked.has(d.value)) {
+        blobsKept++;
+      } else {
+        const info = await statOrUndefined(driver, paths.blobData(d));
+        if (info === undefined || info.isDir) continue;
+        if (young(info)) blobsInGrace++;
+        else candidates.set(d.value, { digest: d, size: info.size, links: [] });
+      }
+      if (scanned % 100 === 0) progress('blobs', scanned, undefined);
+    }
+  });
   progress('blobs', scanned, scanned, true);
 
   // Links to candidates: a young one (a push or mount in flight) saves the blob.
@@ -369,7 +430,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     if (candidates.delete(digest)) blobsInGrace++;
   };
   progress('links', 0, repositories.length);
-  for (const [i, name] of repositories.entries()) {
+  let linked = 0;
+  await forEachLimit(repositories, CONCURRENCY, async (name) => {
     for await (const d of digestDirs(driver, layersDir(name))) {
       stopIfAborted();
       const candidate = candidates.get(d.value);
@@ -378,100 +440,168 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       if (unsure.has(name) || (info !== undefined && young(info))) save(d.value);
       else candidate.links.push(name);
     }
-    progress('links', i + 1, repositories.length);
-  }
+    progress('links', ++linked, repositories.length);
+  });
   progress('links', repositories.length, repositories.length, true);
 
-  // Manifests written since the mark: what they reference is kept.
-  progress('recheck', 0, repositories.length);
+  // Manifests written since the mark, or pushed again after it (a swept untagged one): what they reference is kept.
+  // Every revision the mark kept is in `marked`; any other is new, and is marked once read, so that the rescan
+  // after the sweep reads only those written since this pass.
   const names = new Set(repositories);
-  const current: string[] = [];
-  await repositoryNames(driver, REPOSITORIES, '', current);
-  for (const name of current) if (!names.has(name)) repositories.push(name);
-  for (const [i, name] of repositories.entries()) {
-    const seen = seenRevisions.get(name) ?? new Set<string>();
-    for await (const d of digestDirs(driver, revisionsDir(name))) {
-      stopIfAborted();
-      if (seen.has(d.value)) continue;
-      save(d.value);
-      const refs = await readManifest(name, d);
-      for (const b of [...(refs?.blobs ?? []), ...(refs?.manifests ?? [])]) save(b.value);
-      if (refs === undefined)
-        for (const c of [...candidates.values()]) if (c.links.includes(name)) save(c.digest.value);
+  const rescan = async (
+    phase: 'recheck' | 'rescan',
+    found: (name: string, d: Digest, refs: ManifestRefs | undefined) => Promise<void>,
+  ) => {
+    const current: string[] = [];
+    await repositoryNames(driver, REPOSITORIES, '', current);
+    for (const name of current) {
+      if (names.has(name)) continue;
+      names.add(name);
+      repositories.push(name);
     }
-    progress('recheck', i + 1, repositories.length);
-  }
-  progress('recheck', repositories.length, repositories.length, true);
+    progress(phase, 0, repositories.length);
+    let done = 0;
+    await forEachLimit([...repositories], CONCURRENCY, async (name) => {
+      for await (const d of digestDirs(driver, revisionsDir(name))) {
+        stopIfAborted();
+        if (marked.has(d.value)) continue;
+        marked.add(d.value);
+        await found(name, d, await readManifest(name, d));
+      }
+      progress(phase, ++done, repositories.length);
+    });
+    progress(phase, repositories.length, repositories.length, true);
+  };
+  await rescan('recheck', async (name, d, refs) => {
+    save(d.value);
+    for (const b of [...(refs?.blobs ?? []), ...(refs?.manifests ?? [])]) save(b.value);
+    if (refs === undefined) for (const c of [...candidates.values()]) if (c.links.includes(name)) save(c.digest.value);
+  });
 
-  // Sweep: links first, then the blob, each re-checked just before; the cache hears of every one.
-  const sweptBlobs: string[] = [];
-  let bytesFreed = 0;
+  // Sweep: for each candidate, re-checked just before, its links go and then its bytes move to the trash; the cache
+  // hears of every one. A manifest PUT checks its blobs again after writing its revision (src/storage/manifests.ts),
+  // so a push that raced this either fails cleanly (MANIFEST_BLOB_UNKNOWN) or wrote its revision before the check,
+  // which the rescan below finds, and the trash gives back what it references.
+  const trashed = new Map<string, { digest: Digest; size: number; links: string[] }>();
   let linksSwept = 0;
   const sweepTotal = candidates.size;
   let sweepDone = 0;
   progress('sweep', 0, sweepTotal);
-  for (const candidate of [...candidates.values()].sort((a, b) => (a.digest.value < b.digest.value ? -1 : 1))) {
+  const ordered = [...candidates.values()].sort((a, b) => (a.digest.value < b.digest.value ? -1 : 1));
+  await forEachLimit(ordered, CONCURRENCY, async (candidate) => {
     stopIfAborted();
-    sweepDone++;
     const { digest: d } = candidate;
     const blob = await statOrUndefined(driver, paths.blobData(d));
     if (blob === undefined || young(blob)) {
       if (blob !== undefined) blobsInGrace++;
-      continue;
+      progress('sweep', ++sweepDone, sweepTotal);
+      return;
     }
-    let saved = false;
+    const links: string[] = [];
     for (const name of candidate.links) {
       const link = await statOrUndefined(driver, paths.layerLink(name, d));
       if (link !== undefined && young(link)) {
-        saved = true;
-        break;
+        blobsInGrace++;
+        progress('sweep', ++sweepDone, sweepTotal);
+        return;
       }
-      if (!dryRun && link !== undefined) {
+      if (link !== undefined) links.push(name);
+    }
+    if (!dryRun) {
+      await driver.putContent(`${trashDir(d)}/links`, Buffer.from(JSON.stringify(links)));
+      for (const name of links) {
         try {
           await remove(driver, paths.layerLinkDir(name, d));
         } finally {
           await invalidate(name, d);
         }
       }
-      linksSwept++;
-      tally(name).links++;
-    }
-    if (saved) {
-      blobsInGrace++;
-      continue;
-    }
-    if (!dryRun) {
       try {
+        await driver.move(paths.blobData(d), `${trashDir(d)}/data`);
         await remove(driver, blobDir(d));
+      } catch (err) {
+        // Gone meanwhile (another collector): nothing of it to give back.
+        if (!isNotFound(err)) throw err;
       } finally {
         // Undefined scope: the global entry and every repository's entry for the digest, in every tier.
         await invalidate(undefined, d);
       }
     }
+    linksSwept += links.length;
+    for (const name of links) tally(name).links++;
+    trashed.set(d.value, { digest: d, size: blob.size, links });
+    progress('sweep', ++sweepDone, sweepTotal);
+  });
+  progress('sweep', sweepTotal, sweepTotal, true);
+
+  // Rescan: a manifest written before its PUT's second check may reference what was just swept; it is given back.
+  if (!dryRun && (trashed.size > 0 || sweptManifestSet.size > 0)) {
+    // A tag written since the manifests went, onto one of them (a push of the same manifest again), brings its
+    // revision back; the PUT that wrote it checks its revision after the tag, so it either fails cleanly or sees this.
+    const sweptIn = new Set([...sweptManifestSet].map((key) => key.slice(0, key.lastIndexOf('@'))));
+    for (const name of sweptIn) {
+      for (const tagDir of await listDir(driver, paths.tags(name))) {
+        let target: Digest | undefined;
+        try {
+          target = digestOrUndefined((await driver.getContent(`${tagDir}/current/link`)).toString('utf8').trim());
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        if (target === undefined || !sweptManifestSet.delete(`${name}@${target.value}`)) continue;
+        tally(name).manifests--;
+        marked.delete(target.value);
+        await driver.putContent(paths.revisionLink(name, target), Buffer.from(target.value));
+      }
+    }
+    await rescan('rescan', async (name, d, refs) => {
+      for (const ref of [d, ...(refs?.blobs ?? []), ...(refs?.manifests ?? [])]) {
+        const entry = trashed.get(ref.value);
+        if (entry !== undefined) {
+          trashed.delete(ref.value);
+          linksSwept -= entry.links.length;
+          for (const n of entry.links) tally(n).links--;
+          await restoreFromTrash(driver, ref, [name]);
+        }
+      }
+      // A swept untagged manifest of this repository that the new one references (an index's child) comes back too.
+      for (const child of refs?.manifests ?? []) {
+        const key = `${name}@${child.value}`;
+        if (!sweptManifestSet.has(key)) continue;
+        sweptManifestSet.delete(key);
+        tally(name).manifests--;
+        await driver.putContent(paths.revisionLink(name, child), Buffer.from(child.value));
+      }
+    });
+  }
+
+  // What no manifest took back is gone for good.
+  const sweptBlobs: string[] = [];
+  let bytesFreed = 0;
+  await forEachLimit([...trashed.values()], CONCURRENCY, async ({ digest: d, size, links }) => {
+    if (!dryRun) await remove(driver, trashDir(d));
     sweptBlobs.push(d.value);
-    bytesFreed += blob.size;
-    for (const name of candidate.links.length === 0 ? [''] : candidate.links) {
+    bytesFreed += size;
+    for (const name of links.length === 0 ? [''] : links) {
       const entry = tally(name);
       entry.blobs++;
-      entry.bytes += blob.size;
+      entry.bytes += size;
     }
-    progress('sweep', sweepDone, sweepTotal);
-  }
-  progress('sweep', sweepTotal, sweepTotal, true);
+  });
+  const sweptManifestList = [...sweptManifestSet];
 
   return {
     dryRun,
     deleteUntagged,
     repositories: repositories.length,
     manifestsKept,
-    manifestsSwept: sweptManifests.length,
+    manifestsSwept: sweptManifestList.length,
     blobsKept,
     blobsInGrace,
     blobsSwept: sweptBlobs.length,
     bytesFreed,
     linksSwept,
     sweptBlobs: sweptBlobs.sort(),
-    sweptManifests: sweptManifests.sort(),
+    sweptManifests: sweptManifestList.sort(),
     perRepository: Object.fromEntries([...perRepository.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
     problems,
     durationMs: now() - started,

@@ -146,7 +146,43 @@ export class Manifests {
         Buffer.from(JSON.stringify(entry)),
       );
     }
-    if ('tag' in reference) await this.#tags.tag(reference.tag, digest);
+    // Again, now that the revision is there: garbage collection running meanwhile (online, or `berth gc` beside the
+    // registries) may have swept a blob this manifest references after the first check. A collection sweeps nothing
+    // that a revision written before this check references (it looks for new revisions after it sweeps, and gives
+    // back what they use), so passing this check means the manifest stays whole; failing it, the manifest goes and
+    // the client is told which blob to push again.
+    try {
+      await this.#verify(parsed);
+      await this.#global.stat(digest);
+    } catch (err) {
+      if (parsed.subject !== undefined) {
+        await this.#driver.delete(paths.referrer(this.#name, parsed.subject.digest, digest)).catch(() => undefined);
+      }
+      try {
+        await this.#driver.delete(paths.revisionDir(this.#name, digest)).catch(() => undefined);
+      } finally {
+        await this.#invalidate(this.#name, digest);
+      }
+      if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', {
+          message: `manifest blob ${digest.value} went while it was stored; push it again`,
+          detail: { digest: digest.value },
+        });
+      }
+      throw err;
+    }
+    if ('tag' in reference) {
+      await this.#tags.tag(reference.tag, digest);
+      // And the revision, now that the tag is there: a collection that swept this manifest as untagged (it may have
+      // been here before, untagged) puts back whatever a tag written before this check points to.
+      if (!(await this.exists(digest))) {
+        await this.#tags.untag(reference.tag).catch(() => undefined);
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', {
+          message: `manifest ${digest.value} was collected while it was tagged; push it again`,
+          detail: { digest: digest.value },
+        });
+      }
+    }
     this.#cache.set(digest.value, { digest, mediaType: parsed.mediaType, content: body });
     return {
       digest,

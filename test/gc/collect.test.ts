@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { collectGarbage, type GcOptions, type GcReport } from '../../src/gc/collect.js';
+import { collectGarbage, TRASH, type GcOptions, type GcReport } from '../../src/gc/collect.js';
+import { parseDigest } from '../../src/oci/digest.js';
+import { paths } from '../../src/storage/paths.js';
 import { removeDir, startInProcess, tempDir, type InProcessRegistry } from '../helpers/harness.js';
 import {
   blobOf,
@@ -223,6 +225,24 @@ describe('garbage collection on a serving registry (filesystem)', function () {
     assert.equal(report.problems.length, 1);
     assert.match(report.problems[0]!, /corrupt manifest/);
     assert.deepEqual(report.sweptBlobs, [image.digest]);
+  });
+
+  it('puts back, whole, what a run that died mid-sweep left in its trash, and leaves no trash itself', async function () {
+    const { keep } = images();
+    await pushImage(reg.url, 'app', 'keep', keep);
+    const driver = reg.registry.storage.driver;
+    // What a collector killed between its sweep and its rescan leaves: a layer's link gone, its bytes in the trash.
+    const layer = parseDigest(keep.layers[0]!.digest);
+    await driver.putContent(`${TRASH}/${layer.algorithm}/${layer.hex}/links`, Buffer.from(JSON.stringify(['app'])));
+    await driver.delete(paths.layerLinkDir('app', layer));
+    await driver.move(paths.blobData(layer), `${TRASH}/${layer.algorithm}/${layer.hex}/data`);
+    await reg.registry.storage.invalidate(undefined, layer);
+    assert.equal(await headBlob(reg.url, 'app', layer.value), 404);
+
+    const report = await gc();
+    assert.deepEqual(report.sweptBlobs, []);
+    await pullWhole(reg.url, 'app', 'keep', keep);
+    assert.deepEqual(await filesUnder(join(root, TRASH)), []);
   });
 
   it('exits cleanly on empty storage', async function () {

@@ -27,10 +27,17 @@ const config: OnlineGcConfig = {
 /** The in-memory driver, slowed down on listings so a run lasts long enough to be interrupted. */
 class SlowDriver extends InMemoryDriver {
   listDelayMs = 0;
+  /** Per move: the sweep moves each blob to the trash, many at once, so a long run needs slow moves. */
+  moveDelayMs = 0;
 
   override async list(path: string): Promise<string[]> {
     if (this.listDelayMs > 0) await sleep(this.listDelayMs);
     return super.list(path);
+  }
+
+  override async move(source: string, destination: string): Promise<void> {
+    if (this.moveDelayMs > 0) await sleep(this.moveDelayMs);
+    return super.move(source, destination);
   }
 }
 
@@ -138,6 +145,7 @@ describe('online garbage collection', function () {
     const driver = new SlowDriver();
     for (let i = 0; i < 200; i++) await orphan(driver, `orphan ${i}`);
     driver.listDelayMs = 5;
+    driver.moveDelayMs = 50;
     const registry = new Registry();
     const gc = start(driver, registry, { leaseTtlMs: 300 });
     const running = gc.runOnce();
@@ -154,6 +162,7 @@ describe('online garbage collection', function () {
     const driver = new SlowDriver();
     for (let i = 0; i < 40; i++) await orphan(driver, `orphan ${i}`);
     driver.listDelayMs = 15;
+    driver.moveDelayMs = 150;
     const registry = new Registry();
     const gc = start(driver, registry, { leaseTtlMs: 150 });
     const outcome = await gc.runOnce();

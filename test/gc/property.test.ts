@@ -17,6 +17,8 @@ const TAGS = ['t1', 't2', 't3'] as const;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 /** Blobs and manifests the runs swept, so the test shows it exercised sweeping and not only keeping. */
 const swept = { blobs: 0, manifests: 0 };
+/** Pushes that raced a sweep and failed (cleanly); counted so the test shows the race happens. */
+let failedRaces = 0;
 
 /** The in-memory driver on a clock the test moves: modification times are those of the moved clock. */
 class ClockedDriver extends InMemoryDriver {
@@ -27,7 +29,12 @@ class ClockedDriver extends InMemoryDriver {
     return Date.now() + this.offset;
   }
 
+  /** While set, the write of `holdPath` waits for it: a manifest PUT held between its two checks. */
+  hold: Promise<void> | undefined;
+  holdPath = '';
+
   override async putContent(path: string, content: Uint8Array): Promise<void> {
+    if (this.hold !== undefined && path === this.holdPath) await this.hold;
     await super.putContent(path, content);
     this.#times.set(path, this.now());
   }
@@ -78,7 +85,21 @@ type Command =
   | { readonly op: 'start'; readonly repo: number; readonly image: number }
   | { readonly op: 'finish' }
   | { readonly op: 'age' }
-  | { readonly op: 'gc'; readonly deleteUntagged: boolean; readonly dryRun: boolean };
+  | { readonly op: 'gc'; readonly deleteUntagged: boolean; readonly dryRun: boolean }
+  /**
+   * A collection with a push racing it: at the collection's `at`-th step the push in flight finishes (its manifest
+   * PUT), or, with none in flight, an image whose blobs are stored already is mounted into `repo` and its manifest
+   * put there, as a client does with blobs it knows the registry has.
+   */
+  | {
+      readonly op: 'race';
+      readonly at: number;
+      /** Steps for which the PUT's revision write waits, so that collection phases pass between its checks. */
+      readonly hold: number;
+      readonly repo: number;
+      readonly image: number;
+      readonly deleteUntagged: boolean;
+    };
 
 const repo = fc.integer({ min: 0, max: REPOS.length - 1 });
 const tag = fc.integer({ min: 0, max: TAGS.length - 1 });
@@ -93,6 +114,17 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.record({ op: fc.constant('gc' as const), deleteUntagged: fc.boolean(), dryRun: fc.boolean() }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('race' as const),
+      at: fc.integer({ min: 0, max: 60 }),
+      hold: fc.integer({ min: 0, max: 40 }),
+      repo,
+      image,
+      deleteUntagged: fc.boolean(),
+    }),
   },
 );
 
@@ -170,6 +202,66 @@ async function run(commands: readonly Command[]): Promise<void> {
         driver.offset += 2 * HOUR;
         if (pending !== undefined) pending = { ...pending, sweptSince: true };
         break;
+      case 'race': {
+        let racing: Promise<void> | undefined;
+        let step = 0;
+        let release = (): void => undefined;
+        const finishing = pending;
+        pending = undefined;
+        const name = finishing?.repo ?? REPOS[c.repo]!;
+        const img = finishing?.image ?? images[c.image]!;
+        const tagName = finishing === undefined ? 'mounted' : 'pending';
+        const push = async (): Promise<void> => {
+          const r = storage.repository(name);
+          try {
+            // A mount links blobs the registry has (if it still has them), then the manifest goes up.
+            if (finishing === undefined) {
+              for (const b of img.blobs) {
+                const d = digestBuffer(b);
+                const there = await storage.blobs.stat(d).then(
+                  () => true,
+                  () => false,
+                );
+                if (there) await r.blobs.link(d);
+              }
+            }
+            await r.manifests.put(img.manifest, OCI_MANIFEST, { tag: tagName });
+            tagged.set(`${name}:${tagName}`, img);
+          } catch (err) {
+            // Racing a sweep, a push may fail, but only cleanly: the client is told which blob to push again.
+            assert.ok(
+              err instanceof RegistryError && (err.code === 'MANIFEST_BLOB_UNKNOWN' || err.code === 'BLOB_UNKNOWN'),
+              String(err),
+            );
+            failedRaces++;
+          }
+        };
+        const report = await collectGarbage({
+          driver,
+          graceMs: HOUR,
+          dryRun: false,
+          deleteUntagged: c.deleteUntagged,
+          now,
+          onProgress: () => {
+            if (step === c.at) {
+              if (c.hold > 0) {
+                driver.hold = new Promise<void>((resolve) => (release = resolve));
+                driver.holdPath = paths.revisionLink(name, parseDigest(img.digest));
+              }
+              racing = push();
+            }
+            if (step === c.at + c.hold) release();
+            step++;
+          },
+        });
+        release();
+        await (racing ?? push());
+        driver.hold = undefined;
+        swept.blobs += report.blobsSwept;
+        swept.manifests += report.manifestsSwept;
+        await checkInvariants(false);
+        break;
+      }
       case 'gc': {
         const report = await collectGarbage({
           driver,
@@ -200,6 +292,25 @@ async function run(commands: readonly Command[]): Promise<void> {
         const d = digestBuffer(b);
         await r.statter.stat(d);
         assert.deepEqual(await storage.blobs.getContent(d), b, `${key} ${d.value}`);
+      }
+    }
+    // No manifest in any repository points at a blob that is gone or not linked there.
+    for await (const f of walkFiles(driver, REPOSITORIES)) {
+      const m = /^.*\/repositories\/(.+)\/_manifests\/revisions\/(\w+)\/(\w+)\/link$/.exec(f.path);
+      if (m === null) continue;
+      const [, name, alg, hex] = m as unknown as [string, string, string, string];
+      const json = JSON.parse((await driver.getContent(paths.blobData(parseDigest(`${alg}:${hex}`)))).toString()) as {
+        config: { digest: string };
+        layers: Array<{ digest: string }>;
+      };
+      for (const ref of [json.config.digest, ...json.layers.map((l) => l.digest)]) {
+        const d = parseDigest(ref);
+        await driver
+          .stat(paths.blobData(d))
+          .catch(() => assert.fail(`${name}@${alg}:${hex} points at ${ref}, which is gone`));
+        await driver
+          .stat(paths.layerLink(name, d))
+          .catch(() => assert.fail(`${name}@${alg}:${hex} points at ${ref}, which is not linked in ${name}`));
       }
     }
     if (dryRun) return;
@@ -254,5 +365,6 @@ describe('garbage collection, property: random pushes, deletes, tag moves and co
       },
     );
     assert.ok(swept.blobs > 0 && swept.manifests > 0, JSON.stringify(swept));
+    assert.ok(failedRaces > 0, 'some pushes lost their race with a sweep (and failed cleanly)');
   });
 });
