@@ -15,7 +15,7 @@ const USAGE = `usage:
   berth verify FILE             check a configuration file and name every bad field
   berth check URL [--repository NAME] [--timeout SECONDS]
                                 push a tiny image to the registry at URL and pull it back, checking every digest
-  berth gc [--config FILE] [--dry-run] [--delete-untagged] [--json] [--grace DURATION]
+  berth gc [--config FILE] [--dry-run] [--delete-untagged] [--json] [--grace DURATION] [--online]
                                 sweep blobs (and, with --delete-untagged, manifests) no tag reaches, while
                                 registries serve; nothing newer than --grace (default 1h) is swept
 `;

@@ -4,10 +4,12 @@ import type {
   KubernetesObject,
   V1ConfigMap,
   V1Container,
+  V1CronJob,
   V1Deployment,
   V1EnvVar,
   V1OwnerReference,
   V1PersistentVolumeClaim,
+  V1PodSpec,
   V1PodDisruptionBudget,
   V1Secret,
   V1Service,
@@ -18,7 +20,7 @@ import type {
 } from '@kubernetes/client-node';
 import { API_VERSION, KIND } from './api/schema.js';
 import type { Registry, RegistrySpec } from './api/types.js';
-import { CONFIG_HASH_ANNOTATION, commonLabels, names, selectorLabels } from './names.js';
+import { CONFIG_HASH_ANNOTATION, commonLabels, names, selectorLabels, type Component } from './names.js';
 import {
   CONFIG_DIR,
   CONFIG_FILE,
@@ -31,6 +33,7 @@ import {
   CLIENT_CA_DIR,
   REDIS_PORT,
   REGISTRY_PORT,
+  gcMode,
   redisAddress,
   renderConfig,
   storageKind,
@@ -70,6 +73,8 @@ export interface OwnedObjects {
   readonly redisDeployment?: V1Deployment;
   readonly redisService?: V1Service;
   readonly serviceAccount?: V1ServiceAccount;
+  /** Garbage collection on spec.gc.schedule. */
+  readonly gcCronJob?: V1CronJob;
   readonly rendered: RenderedConfig;
 }
 
@@ -84,7 +89,7 @@ export function ownerReference(registry: Registry): V1OwnerReference {
   };
 }
 
-function meta(registry: Registry, name: string, component: 'registry' | 'redis' = 'registry') {
+function meta(registry: Registry, name: string, component: Component = 'registry') {
   return {
     name,
     namespace: registry.metadata?.namespace ?? 'default',
@@ -121,7 +126,8 @@ export function registryImage(registry: Registry, defaultImage: RegistryImage): 
 /** How long a stopping registry pod keeps serving before SIGTERM: the endpoint removal's trip to every node. */
 export const PRE_STOP_SECONDS = 5;
 
-function registryContainer(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Container {
+/** Where the registry's volumes are mounted: the rendered config's paths. */
+function registryMounts(registry: Registry): V1VolumeMount[] {
   const { spec } = registry;
   const kind = storageKind(spec);
   const mounts: V1VolumeMount[] = [
@@ -139,7 +145,48 @@ function registryContainer(registry: Registry, rendered: RenderedConfig, image: 
   if (spec.storage.gcs?.credentialsSecret !== undefined) {
     mounts.push({ name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true });
   }
-  const env: V1EnvVar[] = [{ name: 'NODE_ENV', value: 'production' }, ...rendered.env];
+  return mounts;
+}
+
+/** The rendered environment (Secret references only) that every Berth container of a Registry gets. */
+function berthEnv(rendered: RenderedConfig): V1EnvVar[] {
+  return [{ name: 'NODE_ENV', value: 'production' }, ...rendered.env];
+}
+
+const CONTAINER_SECURITY = {
+  runAsNonRoot: true,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+};
+
+/**
+ * What every pod running Berth for a Registry shares, the registry's and the collector's alike: account, security
+ * context, volumes and placement.
+ */
+function berthPodSpec(registry: Registry): Omit<V1PodSpec, 'containers'> {
+  const { spec } = registry;
+  return {
+    // Workload identity webhooks (IRSA, Azure) mount their own projected token; the API token is never needed.
+    ...serviceAccountOf(registry),
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      fsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumes: registryVolumes(registry),
+    nodeSelector: spec.nodeSelector,
+    tolerations: spec.tolerations,
+    ...(spec.affinity === undefined ? {} : { affinity: spec.affinity }),
+  };
+}
+
+function registryContainer(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1Container {
+  const { spec } = registry;
   return {
     name: 'registry',
     image: image.image,
@@ -149,8 +196,8 @@ function registryContainer(registry: Registry, rendered: RenderedConfig, image: 
       { name: 'registry', containerPort: REGISTRY_PORT, protocol: 'TCP' },
       { name: 'debug', containerPort: DEBUG_PORT, protocol: 'TCP' },
     ],
-    env,
-    volumeMounts: mounts,
+    env: berthEnv(rendered),
+    volumeMounts: registryMounts(registry),
     ...(spec.resources === undefined ? {} : { resources: spec.resources }),
     livenessProbe: {
       httpGet: { path: '/healthz', port: 'debug' },
@@ -169,12 +216,7 @@ function registryContainer(registry: Registry, rendered: RenderedConfig, image: 
     // connection) learns it a moment later. The pod keeps serving for those seconds, and only then gets SIGTERM and
     // drains, so a rollout or a scale-down fails no request.
     lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
-    securityContext: {
-      runAsNonRoot: true,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-    },
+    securityContext: CONTAINER_SECURITY,
   };
 }
 
@@ -234,24 +276,77 @@ function buildDeployment(registry: Registry, rendered: RenderedConfig, image: Re
       template: {
         metadata: { labels: podLabels, annotations },
         spec: {
-          // Workload identity webhooks (IRSA, Azure) mount their own projected token; the API token is never needed.
-          ...serviceAccountOf(registry),
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
+          ...berthPodSpec(registry),
           terminationGracePeriodSeconds: 30,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
-            fsGroup: 65532,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
           containers: [registryContainer(registry, rendered, image)],
-          volumes: registryVolumes(registry),
-          nodeSelector: spec.nodeSelector,
-          tolerations: spec.tolerations,
           topologySpreadConstraints: spec.topologySpreadConstraints,
-          ...(spec.affinity === undefined ? {} : { affinity: spec.affinity }),
+        },
+      },
+    },
+  };
+}
+
+/** The arguments of the collector's container: `berth gc` under the lease the serving replicas' online GC takes. */
+export function gcArgs(registry: Registry): string[] {
+  const gc = registry.spec.gc;
+  return [
+    'gc',
+    '--online',
+    '--config',
+    CONFIG_FILE,
+    ...(gc?.deleteUntagged === true ? ['--delete-untagged'] : []),
+    '--grace',
+    gc?.gracePeriod ?? '1h',
+  ];
+}
+
+/**
+ * spec.gc.schedule: a CronJob whose pods run `berth gc --online` with the registry pods' config, environment, volumes
+ * and identity, so they reach the same store and cache. Forbid keeps a slow run from overlapping the next; the lease
+ * keeps it from overlapping anything else.
+ */
+function buildGcCronJob(registry: Registry, rendered: RenderedConfig, image: RegistryImage): V1CronJob | undefined {
+  const { spec } = registry;
+  const schedule = spec.gc?.schedule;
+  if (gcMode(spec) !== 'cronjob' || schedule === undefined) return undefined;
+  // Not the registry's selector labels: a collector pod must never join the Service's endpoints.
+  const labels = { ...spec.podLabels, ...selectorLabels(registry, 'gc') };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: meta(registry, names(registry).gc, 'gc'),
+    spec: {
+      schedule,
+      concurrencyPolicy: 'Forbid',
+      successfulJobsHistoryLimit: 1,
+      failedJobsHistoryLimit: 3,
+      // A run missed by more than an hour (the controller down, the cluster busy) waits for the next one.
+      startingDeadlineSeconds: 3600,
+      jobTemplate: {
+        metadata: { labels: selectorLabels(registry, 'gc') },
+        spec: {
+          backoffLimit: 2,
+          template: {
+            metadata: { labels, annotations: { ...spec.podAnnotations } },
+            spec: {
+              ...berthPodSpec(registry),
+              restartPolicy: 'Never',
+              // SIGTERM aborts the collection and frees the lease; what is left of a sweep is picked up next run.
+              terminationGracePeriodSeconds: 30,
+              containers: [
+                {
+                  name: 'gc',
+                  image: image.image,
+                  imagePullPolicy: image.pullPolicy,
+                  args: gcArgs(registry),
+                  env: berthEnv(rendered),
+                  volumeMounts: registryMounts(registry),
+                  ...(spec.resources === undefined ? {} : { resources: spec.resources }),
+                  securityContext: CONTAINER_SECURITY,
+                },
+              ],
+            },
+          },
         },
       },
     },
@@ -380,6 +475,7 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
   const rendered = renderConfig(registry, inputs.httpSecret, inputs.secretVersions);
   const redis = buildRedis(registry);
   const pvc = buildPvc(registry);
+  const image = registryImage(registry, inputs.defaultImage);
   const objects: {
     -readonly [K in keyof OwnedObjects]: OwnedObjects[K];
   } = {
@@ -389,7 +485,7 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
       metadata: meta(registry, n.config),
       data: { 'config.yml': rendered.yaml },
     },
-    deployment: buildDeployment(registry, rendered, registryImage(registry, inputs.defaultImage)),
+    deployment: buildDeployment(registry, rendered, image),
     service: buildService(registry),
     rendered,
   };
@@ -406,6 +502,8 @@ export function buildOwnedObjects(registry: Registry, inputs: BuildInputs): Owne
       automountServiceAccountToken: false,
     };
   }
+  const gcCronJob = buildGcCronJob(registry, rendered, image);
+  if (gcCronJob !== undefined) objects.gcCronJob = gcCronJob;
   if (redis !== undefined) {
     objects.redisDeployment = redis.deployment;
     objects.redisService = redis.service;

@@ -22,6 +22,7 @@ const OWNED_KINDS = [
   { name: 'secrets', apiVersion: 'v1', kind: 'Secret' },
   { name: 'horizontalpodautoscalers', apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler' },
   { name: 'serviceaccounts', apiVersion: 'v1', kind: 'ServiceAccount' },
+  { name: 'cronjobs', apiVersion: 'batch/v1', kind: 'CronJob' },
 ] as const;
 
 const SERVICE_MONITORS = { name: 'servicemonitors', apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' };

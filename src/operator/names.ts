@@ -19,6 +19,7 @@ export interface OwnedNames {
   readonly serviceMonitor: string;
   readonly redis: string;
   readonly serviceAccount: string;
+  readonly gc: string;
 }
 
 export function names(registry: Registry): OwnedNames {
@@ -34,14 +35,15 @@ export function names(registry: Registry): OwnedNames {
     serviceMonitor: name,
     redis: `${name}-redis`,
     serviceAccount: name,
+    gc: `${name}-gc`,
   };
 }
 
 /** Labels that select one registry's pods (never change: a Deployment's selector is immutable). */
-export function selectorLabels(
-  registry: Registry,
-  component: 'registry' | 'redis' = 'registry',
-): Record<string, string> {
+/** What a pod of a Registry does: serve, run its managed Redis, or collect garbage (the CronJob's). */
+export type Component = 'registry' | 'redis' | 'gc';
+
+export function selectorLabels(registry: Registry, component: Component = 'registry'): Record<string, string> {
   return {
     'app.kubernetes.io/name': 'berth',
     [INSTANCE]: registry.metadata?.name ?? '',
@@ -50,7 +52,7 @@ export function selectorLabels(
 }
 
 /** Labels on every owned object: the selector labels plus who manages it. */
-export function commonLabels(registry: Registry, component: 'registry' | 'redis' = 'registry'): Record<string, string> {
+export function commonLabels(registry: Registry, component: Component = 'registry'): Record<string, string> {
   return { ...selectorLabels(registry, component), [MANAGED_BY]: FIELD_MANAGER, 'app.kubernetes.io/part-of': 'berth' };
 }
 

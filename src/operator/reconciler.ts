@@ -29,6 +29,7 @@ const OPTIONAL = [
     kind: 'ServiceAccount',
     name: (r: Registry) => names(r).serviceAccount,
   },
+  { role: 'gcCronJob', apiVersion: 'batch/v1', kind: 'CronJob', name: (r: Registry) => names(r).gc },
 ] as const;
 
 /** Always-present owned objects (deleted only by `Removed`; the PVC never). */
@@ -311,6 +312,8 @@ export class Reconciler {
     if (!blocked) {
       if (registry.spec.autoscaling.enabled) await this.#handOverReplicas(registry);
       wanted.push(objects.deployment);
+      // Its pods need what the registry's need: held back, and so removed, while the Deployment is.
+      if (objects.gcCronJob !== undefined) wanted.push(objects.gcCronJob);
     }
     wanted.push(objects.service);
     for (const o of [objects.pdb, objects.hpa, objects.serviceMonitor]) if (o !== undefined) wanted.push(o);

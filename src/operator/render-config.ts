@@ -80,6 +80,28 @@ export function redisAddress(registry: Registry): string | undefined {
   return cache.redis.address;
 }
 
+/**
+ * Where garbage collection runs: in the registry pods (online), in a CronJob (schedule), or nowhere. A schedule wins
+ * over enabled, so the two never collect side by side with different settings.
+ */
+export function gcMode(spec: RegistrySpec): 'off' | 'online' | 'cronjob' {
+  const gc = spec.gc;
+  if (gc === undefined) return 'off';
+  if (gc.schedule !== undefined) return 'cronjob';
+  return gc.enabled ? 'online' : 'off';
+}
+
+/**
+ * `storage.maintenance.gc`: only `enabled: false` unless the pods collect, so settings that do not reach them
+ * (a schedule, the interval of collection that is off) leave the file, and so the pods, alone.
+ */
+function gcSection(spec: RegistrySpec): Tree | undefined {
+  const gc = spec.gc;
+  if (gc === undefined) return undefined;
+  if (gcMode(spec) !== 'online') return { enabled: false };
+  return { enabled: true, interval: gc.interval, graceperiod: gc.gracePeriod, deleteuntagged: gc.deleteUntagged };
+}
+
 function secretEnv(name: string, secret: string, key: string): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: secret, key } } };
 }
@@ -130,6 +152,8 @@ function storageSection(spec: RegistrySpec): { section: Tree; env: V1EnvVar[] } 
   return { section: { filesystem }, env: [] };
 }
 
+const withKey = (key: string, value: Tree | undefined): Tree => (value === undefined ? {} : { [key]: value });
+
 function isTree(value: unknown): value is Tree {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -169,7 +193,7 @@ export function renderConfig(
       ...storage.section,
       delete: { enabled: spec.deleteEnabled },
       cache: cacheSection,
-      maintenance: { readonly: { enabled: spec.readOnly } },
+      maintenance: { readonly: { enabled: spec.readOnly }, ...withKey('gc', gcSection(spec)) },
     },
     http: {
       addr: `:${REGISTRY_PORT}`,

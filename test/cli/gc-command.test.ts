@@ -1,10 +1,15 @@
 // `berth gc` as people and machines run it: argument errors, the plain progress lines and summary off a terminal,
-// JSON lines with --json, and the gc metrics printed at the end.
+// JSON lines with --json, the gc metrics printed at the end, and --online under the lease serving replicas take.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, removeDir, tempDir } from '../helpers/harness.js';
 import { jsonReporter, lineReporter } from '../../src/cli/gc-progress.js';
+import { GcLease } from '../../src/gc/lease.js';
+import { FilesystemDriver } from '../../src/storage/drivers/filesystem/index.js';
 
 const run = promisify(execFile);
 
@@ -71,6 +76,109 @@ describe('berth gc (command line)', function () {
     assert.equal(summary['type'], 'summary');
     assert.equal(summary['blobsSwept'], 0);
     assert.ok(Array.isArray(summary['metrics']));
+  });
+});
+
+/** Writes `count` blobs that nothing references, two hours old: garbage past the default grace period. */
+async function seedGarbage(root: string, count: number): Promise<void> {
+  const old = new Date(Date.now() - 2 * 3_600_000);
+  for (let i = 0; i < count; i++) {
+    const bytes = randomBytes(64);
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    const file = join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, bytes);
+    await utimes(file, old, old);
+  }
+}
+
+async function blobsLeft(root: string): Promise<number> {
+  const dir = join(root, 'docker/registry/v2/blobs/sha256');
+  let n = 0;
+  for (const prefix of await readdir(dir).catch(() => [])) n += (await readdir(join(dir, prefix))).length;
+  return n;
+}
+
+describe('berth gc --online (command line)', function () {
+  this.timeout(60_000);
+  let root: string;
+  let env: Record<string, string>;
+
+  beforeEach(async function () {
+    root = await tempDir('berth-gc-online-');
+    env = {
+      REGISTRY_STORAGE: 'filesystem',
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
+      REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR: 'none',
+    };
+    await seedGarbage(root, 20);
+  });
+
+  afterEach(async function () {
+    await removeDir(root);
+  });
+
+  it('lets exactly one of two concurrent runs on one store collect; the other says who holds the lease and exits 0', async function () {
+    const runs = await Promise.all([gc(['--online'], env), gc(['--online'], env)]);
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const collected = runs.filter((r) => /^20 blobs, .* freed/m.test(r.stdout));
+    const skipped = runs.filter((r) => r.stdout.startsWith('berth gc: skipped: '));
+    assert.equal(collected.length, 1, runs.map((r) => r.stdout).join('\n---\n'));
+    assert.equal(skipped.length, 1, runs.map((r) => r.stdout).join('\n---\n'));
+    assert.equal(skipped[0]?.stdout.trim().split('\n').length, 1, 'one line');
+    // Whether it found the winner's record live or lost the race for it, it names the one run: the first.
+    assert.match(skipped[0]?.stdout ?? '', /\(run 1\)/);
+    assert.equal(await blobsLeft(root), 0);
+
+    // Released, with the run recorded as online GC records it, so serving replicas see a recent collection.
+    const lease = new GcLease({ driver: new FilesystemDriver({ rootdirectory: root }), ttlMs: 10_000, settleMs: 10 });
+    const record = await lease.read();
+    assert.equal(record?.expiresAt, 0);
+    assert.equal(record?.lastRun?.result, 'success');
+    assert.equal(record?.lastRun?.token, record?.token);
+    assert.ok(Date.now() - (record?.lastRun?.finishedAt ?? 0) < 30_000);
+    assert.equal((await lease.acquire()).acquired, true, 'the lease is free afterwards');
+  });
+
+  it('skips, with exit code 0, while a live holder has the lease, and collects once it is released', async function () {
+    const driver = new FilesystemDriver({ rootdirectory: root });
+    const replica = new GcLease({ driver, holder: 'registry-7d9f-abcde', ttlMs: 60_000, settleMs: 10 });
+    const held = await replica.acquire();
+    assert.equal(held.acquired, true);
+    const r = await gc(['--online'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const until = new Date(held.record?.expiresAt ?? 0).toISOString();
+    assert.equal(
+      r.stdout,
+      `berth gc: skipped: the garbage-collection lease is held by registry-7d9f-abcde (run 1) until ${until}; it collects\n`,
+    );
+    assert.equal(await blobsLeft(root), 20, 'nothing collected');
+    assert.equal((await replica.read())?.holder, 'registry-7d9f-abcde', 'the holder’s record is left alone');
+
+    const json = await gc(['--online', '--json'], env);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), {
+      type: 'skipped',
+      reason: 'leased',
+      holder: 'registry-7d9f-abcde',
+      token: 1,
+      until,
+    });
+
+    await replica.release();
+    const after = await gc(['--online'], env);
+    assert.equal(after.code, 0, after.stderr);
+    assert.match(after.stdout, /^20 blobs, .* freed/m);
+    const record = await replica.read();
+    assert.equal(record?.token, 2, 'the next run’s fencing token');
+    assert.equal(record?.expiresAt, 0, 'released');
+  });
+
+  it('documents --online and that a skipped run is not a failure', async function () {
+    const r = await gc(['--help'], env);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /--online/);
+    assert.match(r.stdout, /exit 0 without collecting \(a skipped run\s+is not a failure\)/);
   });
 });
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunningOperator } from '../../src/operator/main.js';
 import { CLI, removeDir, spawnRegistry, tempDir, type ChildRegistry } from '../helpers/harness.js';
@@ -80,6 +80,11 @@ describe('operator-rendered config run by berth serve @integration', function ()
     const containers = at(deployment, 'spec.template.spec.containers') as Json[];
     const container = containers.find((c) => c['name'] === 'registry');
     assert.ok(container !== undefined, 'no registry container');
+    return resolveEnv(container);
+  }
+
+  /** A container's environment, with Secret references resolved as the kubelet does. */
+  async function resolveEnv(container: Json): Promise<Record<string, string>> {
     const env: Record<string, string> = {};
     for (const v of (container['env'] ?? []) as EnvVar[]) {
       if (v.value !== undefined) env[v.name] = v.value;
@@ -219,6 +224,86 @@ describe('operator-rendered config run by berth serve @integration', function ()
     } finally {
       await receiver.close();
     }
+  });
+
+  it('collects garbage by running exactly the command, config and environment of the gc.schedule CronJob', async () => {
+    const spec = [
+      'storage: {filesystem: {accessMode: ReadWriteMany}}',
+      'cache: {type: none}',
+      'deleteEnabled: true',
+      'gc: {schedule: "*/30 * * * *", gracePeriod: 1s}',
+    ].join('\n');
+    await kubectlOk(
+      cluster,
+      ['apply', '-f', '-'],
+      `apiVersion: berth.dev/v1alpha1\nkind: Registry\nmetadata: {name: collected, namespace: ${NS}}\nspec:\n${spec
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n')}\n`,
+    );
+    const cron = await waitFor('the CronJob', () => getObject(cluster, 'cronjob', 'collected-gc', NS));
+    const configMap = await waitFor('the ConfigMap', () => getObject(cluster, 'configmap', 'collected-config', NS));
+    const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'collected', NS));
+    const configYml = String((at(configMap, 'data') as Json)['config.yml']);
+    const configFile = join(work, 'collected.yml');
+    await writeFile(configFile, configYml);
+    const pod = at(cron, 'spec.jobTemplate.spec.template.spec') as Json;
+    const [container] = pod['containers'] as Json[];
+    assert.ok(container !== undefined, 'no CronJob container');
+    const args = container['args'] as string[];
+    // Where the pod's volumes are mounted: the only paths this test substitutes.
+    const mounts = Object.fromEntries(
+      (container['volumeMounts'] as Json[]).map((m) => [String(m['name']), String(m['mountPath'])]),
+    );
+    assert.equal(mounts['config'], '/etc/berth');
+    assert.equal(mounts['data'], '/var/lib/registry');
+    assert.ok(args.includes('/etc/berth/config.yml'), args.join(' '));
+    const data = join(work, 'collected-data');
+
+    // An image pushed and deleted through a registry serving this config leaves its blobs behind.
+    registry = await spawnRegistry(
+      {
+        ...(await containerEnv(deployment as Json)),
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: data,
+        REGISTRY_HTTP_ADDR: '127.0.0.1:0',
+        REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:0',
+      },
+      configFile,
+    );
+    const host = await roundTrip(registry);
+    await skopeo(ctx, ['delete', '--tls-verify=false', `docker://${host}/team/app:v1`]);
+    const blobsDir = join(data, 'docker/registry/v2/blobs/sha256');
+    const countBlobs = async (): Promise<number> => {
+      let n = 0;
+      for (const prefix of await readdir(blobsDir)) n += (await readdir(join(blobsDir, prefix))).length;
+      return n;
+    };
+    const before = await countBlobs();
+    assert.ok(before >= 3, `blobs before: ${before}`);
+    const manifest = JSON.parse(
+      await readFile(join(image.dir, 'blobs', 'sha256', image.manifestDigest.slice('sha256:'.length)), 'utf8'),
+    ) as { layers: { digest: string }[] };
+    const layer = manifest.layers[0]?.digest ?? '';
+    const headLayer = async (): Promise<number> =>
+      (await fetch(`${registry?.url ?? ''}/v2/team/app/blobs/${layer}`, { method: 'HEAD' })).status;
+    assert.equal(await headLayer(), 200, 'the layer is still served before collection');
+    // Past the one-second grace period.
+    await new Promise((r) => setTimeout(r, 1_500));
+
+    // The CronJob's command, run as its pod would run it, while the registry keeps serving.
+    const env = await resolveEnv(container);
+    const collected = await runCommand(
+      process.execPath,
+      [CLI, ...args.map((a) => (a === '/etc/berth/config.yml' ? configFile : a))],
+      {
+        env: { PATH: process.env['PATH'] ?? '', ...env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: data },
+        timeoutMs: 60_000,
+      },
+    );
+    assert.equal(collected.code, 0, collected.stderr);
+    assert.match(collected.stdout, new RegExp(`^${before} blobs, .* freed`, 'm'));
+    assert.equal(await countBlobs(), 0, 'every blob of the deleted image swept');
+    assert.equal(await headLayer(), 404, 'the serving registry no longer has the swept layer');
   });
 
   describe('the S3 example on SeaweedFS', () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { builtInImage, type RunningOperator } from '../../src/operator/main.js';
 import { REPO_ROOT, TOOLS_BIN } from '../helpers/harness.js';
 import { runCommand } from '../helpers/images.js';
@@ -28,7 +29,7 @@ import {
 type Json = Record<string, unknown>;
 const NS = 'berth-examples';
 const OWNED_KINDS =
-  'deployments,services,configmaps,secrets,persistentvolumeclaims,poddisruptionbudgets,horizontalpodautoscalers,serviceaccounts';
+  'deployments,services,configmaps,secrets,persistentvolumeclaims,poddisruptionbudgets,horizontalpodautoscalers,serviceaccounts,cronjobs';
 
 /** `Kind/name` of every object the operator made for one Registry. */
 async function ownedObjects(cluster: KubeCluster, namespace: string, instance: string): Promise<string[]> {
@@ -151,6 +152,31 @@ describe('operator against a real API server @integration', function () {
         /spec\.autoscaling\.minReplicas: /,
       ],
       ['an unknown cache type', 'cache: {type: memcached}', /spec\.cache\.type: Unsupported value: "memcached"/],
+      [
+        'a gc schedule on an emptyDir, which a CronJob pod cannot mount',
+        'storage: {emptyDir: {}}\ncache: {type: none}\ngc: {schedule: "0 3 * * *"}',
+        /spec\.gc\.schedule: .*cannot mount an emptyDir or a ReadWriteOnce volume.*online GC inside the pod/,
+      ],
+      [
+        'a gc schedule on a ReadWriteOnce claim',
+        'storage: {filesystem: {accessMode: ReadWriteOnce}}\ncache: {type: none}\ngc: {schedule: "@daily"}',
+        /spec\.gc\.schedule: .*cannot mount an emptyDir or a ReadWriteOnce volume/,
+      ],
+      [
+        'a gc schedule with in-memory caches the CronJob cannot reach',
+        'storage: {s3: {bucket: abc}}\ngc: {schedule: "@daily"}',
+        /spec\.gc\.schedule: .*in-memory caches/,
+      ],
+      [
+        'a gc schedule that is not cron',
+        'storage: {s3: {bucket: abc}}\ncache: {type: none}\ngc: {schedule: "daily"}',
+        /spec\.gc\.schedule: Invalid value: "daily"/,
+      ],
+      [
+        'a grace period under a second',
+        'gc: {enabled: true, gracePeriod: 500ms}',
+        /spec\.gc\.gracePeriod: .*at least 1s/,
+      ],
     ];
     it('rejects names that cannot become Service names, or that collide with a managed Redis', async () => {
       for (const name of ['my.registry', 'x-redis', `r${'e'.repeat(57)}`]) {
@@ -472,7 +498,7 @@ describe('operator against a real API server @integration', function () {
         '-p',
         '{"spec":{"serviceAccount":{"annotations":null,"name":"images-reader"}}}',
       ]);
-      const degraded = await awaitCondition(cluster, NS, 'identity', 'Degraded', 'True');
+      const degraded = await awaitCondition(cluster, NS, 'identity', 'Degraded', 'True', 60_000);
       assert.equal(condition(degraded, 'StorageReady')?.reason, 'ServiceAccountNotFound');
       assert.match(condition(degraded, 'Degraded')?.message ?? '', /ServiceAccount berth-examples\/images-reader/);
       await waitFor('the operator’s account removed', async () =>
@@ -496,6 +522,77 @@ describe('operator against a real API server @integration', function () {
       );
       assert.notEqual(both.code, 0);
       assert.match(both.stderr, /annotations apply to the ServiceAccount the operator creates/);
+    });
+
+    it('collects garbage from a CronJob on gc.schedule, and online in the pods once the schedule goes', async () => {
+      await kubectlOk(
+        cluster,
+        ['apply', '-f', '-'],
+        registryYaml(
+          'collected',
+          'storage: {s3: {bucket: images}}\ncache: {type: none}\ngc: {schedule: "15 2 * * *", gracePeriod: 2h, deleteUntagged: true}',
+        ),
+      );
+      const cron = await waitFor('the CronJob', () => getObject(cluster, 'cronjob', 'collected-gc', NS));
+      assert.equal(at(cron, 'spec.schedule'), '15 2 * * *');
+      assert.equal(at(cron, 'spec.concurrencyPolicy'), 'Forbid');
+      assert.equal(at(cron, 'metadata.ownerReferences.0.kind'), 'Registry');
+      const [container] = at(cron, 'spec.jobTemplate.spec.template.spec.containers') as Json[];
+      assert.deepEqual(container?.['args'], [
+        'gc',
+        '--online',
+        '--config',
+        '/etc/berth/config.yml',
+        '--delete-untagged',
+        '--grace',
+        '2h',
+      ]);
+      const gcOf = (map: Json | undefined): unknown => at(parse(configYml(map)), 'storage.maintenance.gc');
+      assert.deepEqual(gcOf(await getObject(cluster, 'configmap', 'collected-config', NS)), { enabled: false });
+      const deployment = await waitFor('the Deployment', () => getObject(cluster, 'deployment', 'collected', NS));
+      const hashOf = (d: Json | undefined): unknown =>
+        (at(d, 'spec.template.metadata.annotations') as Json | undefined)?.['berth.dev/config-hash'];
+      const hash = hashOf(deployment);
+      assert.ok(typeof hash === 'string');
+
+      // A new schedule is the CronJob's business alone: the pods keep their config and do not roll.
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'collected',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"gc":{"schedule":"@weekly"}}}',
+      ]);
+      await waitFor('the new schedule', async () => {
+        const c = await getObject(cluster, 'cronjob', 'collected-gc', NS);
+        return at(c, 'spec.schedule') === '@weekly' ? c : undefined;
+      });
+      const same = await getObject(cluster, 'deployment', 'collected', NS);
+      assert.equal(hashOf(same), hash);
+
+      // Without the schedule: the CronJob goes and the pods collect online with the same settings.
+      await kubectlOk(cluster, [
+        'patch',
+        'registry',
+        'collected',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"gc":{"schedule":null,"enabled":true}}}',
+      ]);
+      await waitFor('the CronJob removed', async () =>
+        (await getObject(cluster, 'cronjob', 'collected-gc', NS)) === undefined ? true : undefined,
+      );
+      const online = await waitFor('online GC in the config', async () => {
+        const gc = gcOf(await getObject(cluster, 'configmap', 'collected-config', NS)) as Json | undefined;
+        return gc?.['enabled'] === true ? gc : undefined;
+      });
+      assert.deepEqual(online, { enabled: true, interval: '24h', graceperiod: '2h', deleteuntagged: true });
+      await kubectlOk(cluster, ['delete', 'registry', 'collected', '-n', NS, '--wait=true']);
     });
 
     it('deploys htpasswd auth and TLS from Secrets, and an edit of either does not roll the pods (Berth reloads)', async () => {
@@ -890,12 +987,14 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
           'podDisruptionBudget: {enabled: true}',
           'autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}',
           'serviceAccount: {annotations: {azure.workload.identity/client-id: 00000000-0000-0000-0000-000000000000}}',
+          'gc: {schedule: "0 3 * * *"}',
         ].join('\n'),
       ),
     );
     operator = await runOperator(kubeconfig);
     const want = [
       'ConfigMap/everything-config',
+      'CronJob/everything-gc',
       'Deployment/everything',
       'Deployment/everything-redis',
       'HorizontalPodAutoscaler/everything',
@@ -928,7 +1027,7 @@ describe('the chart’s RBAC as the operator’s only permissions @integration',
       NS,
       '--type=merge',
       '-p',
-      '{"spec":{"autoscaling":{"enabled":false},"podDisruptionBudget":{"enabled":false},"metrics":{"enabled":false},"cache":{"type":"none","redis":null},"serviceAccount":null}}',
+      '{"spec":{"autoscaling":{"enabled":false},"podDisruptionBudget":{"enabled":false},"metrics":{"enabled":false},"cache":{"type":"none","redis":null},"serviceAccount":null,"gc":null}}',
     ]);
     await waitFor('optional objects removed', async () => {
       const list = await ownedObjects(cluster, NS, 'everything');

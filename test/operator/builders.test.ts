@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { KubernetesObject, V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Container, V1CronJob, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import type { RegistrySpec } from '../../src/operator/api/types.js';
 import {
   PRE_STOP_SECONDS,
@@ -64,6 +64,7 @@ const EVERYTHING: DeepPartial<RegistrySpec> = {
   cache: { type: 'redis', redis: { managed: true } },
   podDisruptionBudget: { enabled: true },
   autoscaling: { enabled: true },
+  gc: { schedule: '30 3 * * *' },
 };
 
 describe('operator/builders', function () {
@@ -73,7 +74,18 @@ describe('operator/builders', function () {
         objectsOf(build(EVERYTHING))
           .map(([role]) => role)
           .sort(),
-        ['config', 'deployment', 'hpa', 'pdb', 'pvc', 'redisDeployment', 'redisService', 'service', 'serviceMonitor'],
+        [
+          'config',
+          'deployment',
+          'gcCronJob',
+          'hpa',
+          'pdb',
+          'pvc',
+          'redisDeployment',
+          'redisService',
+          'service',
+          'serviceMonitor',
+        ],
       );
     });
 
@@ -102,7 +114,7 @@ describe('operator/builders', function () {
       const r = registry(EVERYTHING);
       for (const [role, object] of objectsOf(buildOwnedObjects(r, INPUTS))) {
         assert.equal(object.metadata?.namespace, NAMESPACE, role);
-        const component = role.startsWith('redis') ? 'redis' : 'registry';
+        const component = role.startsWith('redis') ? 'redis' : role === 'gcCronJob' ? 'gc' : 'registry';
         assert.ok(
           selects(commonLabels(r, component), object.metadata?.labels),
           `${role}: ${JSON.stringify(object.metadata?.labels)}`,
@@ -508,6 +520,115 @@ describe('operator/builders', function () {
       }
       assert.equal(endpoint(registry({ tls: { secretName: 'cert' } })), `https://${NAME}.${NAMESPACE}.svc:5000`);
       assert.equal(endpoint(registry({})), `${NAME}.${NAMESPACE}.svc:5000`);
+    });
+  });
+
+  describe('garbage-collection CronJob', function () {
+    /** Object storage with a cache the CronJob can reach, as the CRD requires for a schedule. */
+    const SCHEDULED: DeepPartial<RegistrySpec> = {
+      storage: { s3: { bucket: 'images', credentialsSecret: { name: 's3-keys' } } },
+      cache: { type: 'redis', redis: { address: 'redis.shared:6379', passwordSecret: { name: 'redis' } } },
+      gc: { schedule: '0 4 * * 0', gracePeriod: '2h', deleteUntagged: true },
+    };
+
+    function cronJob(owned: OwnedObjects): V1CronJob {
+      assert.ok(owned.gcCronJob, 'no CronJob');
+      return owned.gcCronJob;
+    }
+
+    function jobPod(owned: OwnedObjects): V1PodSpec {
+      const spec = cronJob(owned).spec?.jobTemplate.spec?.template.spec;
+      assert.ok(spec, 'no job pod spec');
+      return spec;
+    }
+
+    it('is absent without gc.schedule, whether online collection is on or off', function () {
+      assert.equal(build().gcCronJob, undefined);
+      assert.equal(build({ gc: {} }).gcCronJob, undefined);
+      assert.equal(build({ gc: { enabled: true } }).gcCronJob, undefined);
+    });
+
+    it('runs `berth gc --online` on the schedule, never two at once, keeping little history', function () {
+      const owned = build(SCHEDULED);
+      const job = cronJob(owned);
+      assert.equal(job.metadata?.name, `${NAME}-gc`);
+      assert.equal(job.spec?.schedule, '0 4 * * 0');
+      assert.equal(job.spec?.concurrencyPolicy, 'Forbid');
+      assert.ok((job.spec?.successfulJobsHistoryLimit ?? 99) <= 3);
+      assert.ok((job.spec?.failedJobsHistoryLimit ?? 99) <= 3);
+      const [c, ...others] = jobPod(owned).containers;
+      assert.equal(others.length, 0);
+      assert.deepEqual(c?.args, ['gc', '--online', '--config', CONFIG_FILE, '--delete-untagged', '--grace', '2h']);
+      assert.equal(c?.image, container(owned).image);
+      assert.equal(c?.imagePullPolicy, container(owned).imagePullPolicy);
+      assert.equal(jobPod(owned).restartPolicy, 'Never');
+      const plain = cronJob(build({ ...SCHEDULED, gc: { schedule: '@daily' } }));
+      assert.deepEqual(plain.spec?.jobTemplate.spec?.template.spec?.containers[0]?.args, [
+        'gc',
+        '--online',
+        '--config',
+        CONFIG_FILE,
+        '--grace',
+        '1h',
+      ]);
+    });
+
+    it('gives the collector the registry pods’ environment, volumes, mounts, account and security context', function () {
+      for (const spec of [
+        SCHEDULED,
+        {
+          ...SCHEDULED,
+          storage: { gcs: { bucket: 'images', credentialsSecret: { name: 'gcs-key' } } },
+          serviceAccount: { annotations: { 'iam.gke.io/gcp-service-account': 'gc@p.iam.gserviceaccount.com' } },
+          auth: { htpasswd: { name: 'users' } },
+          tls: { secretName: 'registry-tls' },
+          nodeSelector: { pool: 'system' },
+        },
+        { ...SCHEDULED, storage: { filesystem: { accessMode: 'ReadWriteMany' } }, cache: { type: 'none' } },
+      ] as DeepPartial<RegistrySpec>[]) {
+        const owned = build(spec, { secretVersions: ['s3-keys@7'] });
+        const pod = podSpec(owned.deployment);
+        const job = jobPod(owned);
+        const [c] = job.containers;
+        assert.deepEqual(c?.env, container(owned).env);
+        assert.deepEqual(c?.volumeMounts, container(owned).volumeMounts);
+        assert.deepEqual(c?.securityContext, container(owned).securityContext);
+        assert.deepEqual(c?.resources, container(owned).resources);
+        for (const key of [
+          'volumes',
+          'securityContext',
+          'serviceAccountName',
+          'automountServiceAccountToken',
+          'nodeSelector',
+          'tolerations',
+        ] as const)
+          assert.deepEqual(job[key], pod[key], key);
+      }
+      const filesystem = build({ ...SCHEDULED, storage: { filesystem: { accessMode: 'ReadWriteMany' } } });
+      assert.deepEqual(
+        jobPod(filesystem).volumes?.find((v) => v.name === 'data'),
+        { name: 'data', persistentVolumeClaim: { claimName: `${NAME}-data` } },
+        'the same claim as the registry',
+      );
+    });
+
+    it('labels its pods so that the Service and the Deployment never select them', function () {
+      const owned = build({ ...SCHEDULED, podLabels: { team: 'images' } });
+      const labels = cronJob(owned).spec?.jobTemplate.spec?.template.metadata?.labels;
+      assert.equal(labels?.['team'], 'images');
+      assert.equal(selects(owned.service.spec?.selector, labels), false);
+      assert.equal(selects(owned.deployment.spec?.selector.matchLabels, labels), false);
+      assert.deepEqual(cronJob(owned).metadata?.ownerReferences, [ownerReference(registry(SCHEDULED))]);
+    });
+
+    it('leaves the registry pods alone when only the schedule or the CronJob’s settings change', function () {
+      const hash = (spec: DeepPartial<RegistrySpec>): unknown =>
+        build(spec).deployment.spec?.template.metadata?.annotations?.[CONFIG_HASH_ANNOTATION];
+      const base = hash(SCHEDULED);
+      assert.equal(hash({ ...SCHEDULED, gc: { schedule: '@hourly', gracePeriod: '3h', deleteUntagged: false } }), base);
+      assert.equal(hash({ ...SCHEDULED, gc: { schedule: '0 4 * * 0', interval: '1h', enabled: true } }), base);
+      // Online collection is in the config the pods read: turning it on rolls them.
+      assert.notEqual(hash({ ...SCHEDULED, gc: { enabled: true } }), base);
     });
   });
 

@@ -25,6 +25,7 @@ describe('operator/names', function () {
         serviceMonitor: 'cache',
         redis: 'cache-redis',
         serviceAccount: 'cache',
+        gc: 'cache-gc',
       });
     });
 

@@ -89,6 +89,12 @@ const ACCEPTED: Record<string, DeepPartial<RegistrySpec>> = {
     },
     tls: { secretName: 'registry-tls', clientCA: { name: 'clients' }, minimumVersion: 'tls1.3' },
   },
+  'online garbage collection': { gc: { enabled: true, interval: '6h', gracePeriod: '90m', deleteUntagged: true } },
+  'garbage collection on a schedule': {
+    storage: { s3: { bucket: 'images' } },
+    cache: { type: 'none' },
+    gc: { schedule: '0 3 * * *' },
+  },
   'config overrides of Distribution keys': {
     configOverrides: {
       http: { headers: { 'X-Content-Type-Options': ['nosniff'] } },
@@ -433,6 +439,54 @@ describe('operator/render-config', function () {
         const drivers = ['filesystem', 's3', 'azure', 'gcs', 'inmemory'].filter((d) => d in section);
         assert.equal(drivers.length, 1, JSON.stringify(drivers));
       }
+    });
+  });
+
+  describe('spec.gc', function () {
+    it('renders online collection as storage.maintenance.gc, which Berth resolves to the spec’s settings', function () {
+      const rendered = render({ gc: { enabled: true, interval: '6h', gracePeriod: '90m', deleteUntagged: true } });
+      assert.deepEqual(at(rendered.config, 'storage.maintenance.gc'), {
+        enabled: true,
+        interval: '6h',
+        graceperiod: '90m',
+        deleteuntagged: true,
+      });
+      assert.deepEqual(resolveConfig(parse(rendered.yaml)).gc, {
+        enabled: true,
+        interval: 6 * 3_600_000,
+        graceperiod: 90 * 60_000,
+        deleteuntagged: true,
+        dryrun: false,
+      });
+    });
+
+    it('renders the defaults of spec.gc as daily collection with an hour’s grace', function () {
+      const resolved = resolveConfig(parse(render({ gc: { enabled: true } }).yaml));
+      assert.equal(resolved.gc.interval, 24 * 3_600_000);
+      assert.equal(resolved.gc.graceperiod, 3_600_000);
+      assert.equal(resolved.gc.deleteuntagged, false);
+    });
+
+    it('turns online collection off when a CronJob collects on a schedule, whatever enabled says', function () {
+      const spec: DeepPartial<RegistrySpec> = { storage: { s3: { bucket: 'images' } }, cache: { type: 'none' } };
+      const scheduled = render({ ...spec, gc: { enabled: true, schedule: '0 3 * * *', interval: '1h' } });
+      assert.deepEqual(at(scheduled.config, 'storage.maintenance.gc'), { enabled: false });
+      assert.equal(resolveConfig(parse(scheduled.yaml)).gc.enabled, false);
+      // The schedule and the settings only the CronJob uses stay out of the file, so changing them rolls no pod.
+      assert.equal(render({ ...spec, gc: { schedule: '@weekly', gracePeriod: '5h' } }).hash, scheduled.hash);
+      assert.equal(render({ ...spec, gc: {} }).hash, scheduled.hash);
+    });
+
+    it('leaves storage.maintenance.gc out without spec.gc, so existing registries keep their config', function () {
+      const rendered = render();
+      assert.equal(at(rendered.config, 'storage.maintenance.gc'), undefined);
+      assert.equal(resolveConfig(parse(rendered.yaml)).gc.enabled, false);
+    });
+
+    it('changes the hash, and so rolls the pods, when online settings change', function () {
+      const a = render({ gc: { enabled: true, interval: '6h' } }).hash;
+      assert.notEqual(render({ gc: { enabled: true, interval: '12h' } }).hash, a);
+      assert.notEqual(render({ gc: { enabled: true, interval: '6h', gracePeriod: '2h' } }).hash, a);
     });
   });
 

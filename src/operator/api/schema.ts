@@ -51,6 +51,13 @@ const SECRET_KEY = '^[-._a-zA-Z0-9]+$';
 /** A Go duration as Berth's config takes it (`500ms`, `1m30s`). */
 const DURATION = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
 
+/** Berth's config refuses gc durations under a second. */
+const atLeastOneSecond = {
+  rule: "duration(self) >= duration('1s')",
+  message: 'must be at least 1s',
+  reason: 'FieldValueInvalid',
+} as const;
+
 const str = (description: string, extra: Partial<Schema> = {}): Schema => ({ type: 'string', description, ...extra });
 const bool = (description: string, dflt: boolean): Schema => ({ type: 'boolean', description, default: dflt });
 const int = (description: string, dflt: number | undefined, min: number, max: number): Schema => ({
@@ -268,6 +275,20 @@ const spec: Schema = {
         'a ReadWriteOnce or emptyDir volume allows at most one replica: set replicas (and autoscaling.maxReplicas) to 1, or use ReadWriteMany or object storage',
       fieldPath: '.replicas',
       reason: 'FieldValueInvalid',
+    },
+    {
+      rule: "!has(self.gc) || !has(self.gc.schedule) || !(has(self.storage.emptyDir) || (has(self.storage.filesystem) && self.storage.filesystem.accessMode != 'ReadWriteMany'))",
+      message:
+        'gc.schedule runs garbage collection in a CronJob pod, which cannot mount an emptyDir or a ReadWriteOnce volume the registry pod holds: remove gc.schedule (online GC inside the pod, gc.enabled, works there) or use ReadWriteMany or object storage',
+      fieldPath: '.gc.schedule',
+      reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "!has(self.gc) || !has(self.gc.schedule) || self.cache.type != 'inmemory'",
+      message:
+        'gc.schedule runs garbage collection in a CronJob pod, which cannot tell the registry pods’ in-memory caches what it swept (they would answer for deleted blobs): use cache.type redis or none, or remove gc.schedule for online GC inside the pods',
+      fieldPath: '.gc.schedule',
+      reason: 'FieldValueForbidden',
     },
   ],
   properties: {
@@ -492,6 +513,32 @@ const spec: Schema = {
         },
       },
     },
+    gc: {
+      type: 'object',
+      description:
+        'Garbage collection of blobs and manifests no tag reaches, while the registry serves: online inside the registry pods every interval, or from a CronJob on a schedule. Off when absent.',
+      properties: {
+        enabled: bool('Collect online inside the registry pods, one replica at a time (ignored with schedule).', false),
+        interval: str('How often online collection runs (a Go duration).', {
+          default: '24h',
+          pattern: DURATION,
+          maxLength: 64,
+          'x-kubernetes-validations': [atLeastOneSecond],
+        }),
+        gracePeriod: str(
+          'Nothing written more recently than this is swept, so pushes in flight keep their blobs (a Go duration; 1h is safe).',
+          { default: '1h', pattern: DURATION, maxLength: 64, 'x-kubernetes-validations': [atLeastOneSecond] },
+        ),
+        deleteUntagged: bool('Also delete manifests that no tag and no other manifest references.', false),
+        schedule: str(
+          'Cron schedule of a CronJob running `berth gc --online` instead of online collection in the pods (which then stays off whatever enabled says). Needs object storage or a ReadWriteMany volume, and a cache the CronJob can reach (redis or none).',
+          {
+            pattern: '^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|\\S+( +\\S+){4})$',
+            maxLength: 256,
+          },
+        ),
+      },
+    },
     serviceAccount: {
       type: 'object',
       description:
@@ -647,6 +694,13 @@ export const registrySchema: Schema = {
       rule: "self.metadata.name.size() <= 57 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && !self.metadata.name.endsWith('-redis')",
       message:
         'metadata.name must be at most 57 characters of lowercase letters, digits and dashes, start with a letter, and not end in -redis (the managed Redis takes <name>-redis)',
+      reason: 'FieldValueInvalid',
+    },
+    {
+      // A CronJob's name is at most 52 characters (its Jobs add 11), and the collector's is <name>-gc.
+      rule: '!has(self.spec.gc) || !has(self.spec.gc.schedule) || self.metadata.name.size() <= 49',
+      message:
+        'with gc.schedule, metadata.name must be at most 49 characters: the CronJob <name>-gc may have at most 52',
       reason: 'FieldValueInvalid',
     },
   ],

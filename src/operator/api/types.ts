@@ -286,6 +286,31 @@ export interface RegistrySpec {
     }[];
   };
   /**
+   * Garbage collection of blobs and manifests no tag reaches, while the registry serves: online inside the registry pods every interval, or from a CronJob on a schedule. Off when absent.
+   */
+  gc?: {
+    /**
+     * Collect online inside the registry pods, one replica at a time (ignored with schedule).
+     */
+    enabled: boolean;
+    /**
+     * How often online collection runs (a Go duration).
+     */
+    interval: string;
+    /**
+     * Nothing written more recently than this is swept, so pushes in flight keep their blobs (a Go duration; 1h is safe).
+     */
+    gracePeriod: string;
+    /**
+     * Also delete manifests that no tag and no other manifest references.
+     */
+    deleteUntagged: boolean;
+    /**
+     * Cron schedule of a CronJob running `berth gc --online` instead of online collection in the pods (which then stays off whatever enabled says). Needs object storage or a ReadWriteMany volume, and a cache the CronJob can reach (redis or none).
+     */
+    schedule?: string;
+  };
+  /**
    * The ServiceAccount the registry pods run as, for workload identity to the object store (IRSA, Azure workload identity, GKE workload identity). The namespace’s default account when absent.
    */
   serviceAccount?: {
