@@ -53,6 +53,9 @@ export function formatSummary(report: GcReport): string {
         `${r.manifests} manifests, ${r.links} links`,
     );
   }
+  if (report.leftoversSwept > 0) {
+    lines.push(`${report.leftoversSwept} leftovers of interrupted writes ${report.dryRun ? 'would go' : 'removed'}`);
+  }
   for (const p of report.problems) lines.push(`problem: ${p}`);
   return `${lines.join('\n')}\n`;
 }

@@ -14,6 +14,7 @@ const LABELS: Readonly<Record<GcPhase, string>> = {
   recheck: 'rechecking new manifests',
   sweep: 'sweeping blobs',
   rescan: 'looking for manifests that raced the sweep',
+  leftovers: 'removing what interrupted writes left',
 };
 
 /** A cli-progress bar per phase, on `stream` (a terminal). */

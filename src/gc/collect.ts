@@ -17,7 +17,17 @@ import { noInvalidate, type Invalidate } from '../storage/blobs.js';
 import { forEachLimit } from '../storage/drivers/limit.js';
 import { paths, REPOSITORIES, REPOSITORY_MARKERS, ROOT } from '../storage/paths.js';
 
-export const GC_PHASES = ['repositories', 'mark', 'manifests', 'blobs', 'links', 'recheck', 'sweep', 'rescan'] as const;
+export const GC_PHASES = [
+  'repositories',
+  'mark',
+  'manifests',
+  'blobs',
+  'links',
+  'recheck',
+  'sweep',
+  'rescan',
+  'leftovers',
+] as const;
 export type GcPhase = (typeof GC_PHASES)[number];
 
 export interface GcProgress {
@@ -72,6 +82,8 @@ export interface GcReport {
   readonly blobsSwept: number;
   readonly bytesFreed: number;
   readonly linksSwept: number;
+  /** Temporary files and unfinished uploads that writes cut short left behind, older than the grace period. */
+  readonly leftoversSwept: number;
   /** Swept (or, in a dry run, sweepable) blob digests, sorted. */
   readonly sweptBlobs: readonly string[];
   /** Swept manifests as `repository@digest`, sorted. */
@@ -589,6 +601,11 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   });
   const sweptManifestList = [...sweptManifestSet];
 
+  // What writes cut short by a crash left behind (temporary files, unfinished multipart uploads), as old as the grace.
+  progress('leftovers', 0, undefined);
+  const leftoversSwept = (await driver.abortIncomplete?.(new Date(now() - graceMs), dryRun)) ?? 0;
+  progress('leftovers', leftoversSwept, leftoversSwept, true);
+
   return {
     dryRun,
     deleteUntagged,
@@ -600,6 +617,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     blobsSwept: sweptBlobs.length,
     bytesFreed,
     linksSwept,
+    leftoversSwept,
     sweptBlobs: sweptBlobs.sort(),
     sweptManifests: sweptManifestList.sort(),
     perRepository: Object.fromEntries([...perRepository.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),

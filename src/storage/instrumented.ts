@@ -177,6 +177,11 @@ export class InstrumentedDriver implements StorageDriver {
     return this.#inner.redirectURL?.bind(this.#inner);
   }
 
+  /** Present exactly when the wrapped driver has it (upload purging and garbage collection call it). */
+  get abortIncomplete(): ((olderThan: Date, dryRun: boolean) => Promise<number>) | undefined {
+    return this.#inner.abortIncomplete?.bind(this.#inner);
+  }
+
   async writer(path: string, append: boolean): Promise<FileWriter> {
     const inner = await this.#timed('Writer', () => this.#inner.writer(path, append));
     if (!UPLOAD_DATA.test(path)) return inner;

@@ -1,7 +1,7 @@
 // Garbage collection against a real registry on the filesystem driver: it frees exactly what nothing references,
 // every remaining image pulls whole, a push in flight survives, and the dry run names what the real run deletes.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectGarbage, TRASH, type GcOptions, type GcReport } from '../../src/gc/collect.js';
 import { parseDigest } from '../../src/oci/digest.js';
@@ -243,6 +243,27 @@ describe('garbage collection on a serving registry (filesystem)', function () {
     assert.deepEqual(report.sweptBlobs, []);
     await pullWhole(reg.url, 'app', 'keep', keep);
     assert.deepEqual(await filesUnder(join(root, TRASH)), []);
+  });
+
+  it('removes temporary files that crashed writes left, once older than the grace period', async function () {
+    const { keep } = images();
+    await pushImage(reg.url, 'app', 'keep', keep);
+    const repoDir = join(root, 'docker/registry/v2/repositories/app/_manifests');
+    const old = join(repoDir, 'link.tmp-0123456789ab');
+    const young = join(root, 'docker/registry/v2/blobs/link.tmp-ba9876543210');
+    await writeFile(old, 'half');
+    await writeFile(young, 'half');
+    const hoursAgo = new Date(Date.now() - 2 * HOUR);
+    await utimes(old, hoursAgo, hoursAgo);
+
+    const dry = await gc({ now: () => Date.now(), dryRun: true });
+    assert.equal(dry.leftoversSwept, 1);
+    assert.ok(await stat(old), 'a dry run removes nothing');
+    const report = await gc({ now: () => Date.now() });
+    assert.equal(report.leftoversSwept, 1);
+    await assert.rejects(stat(old), /ENOENT/);
+    assert.ok(await stat(young), 'a write that may be in progress stays');
+    await pullWhole(reg.url, 'app', 'keep', keep);
   });
 
   it('exits cleanly on empty storage', async function () {

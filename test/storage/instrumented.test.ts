@@ -55,6 +55,21 @@ describe('InstrumentedDriver', function () {
     );
   });
 
+  it('has abortIncomplete exactly when the wrapped driver has it, so purging reaches it through the wrapper', async function () {
+    assert.equal(driver.abortIncomplete, undefined);
+    const calls: Array<[Date, boolean]> = [];
+    class Leftovers extends InMemoryDriver {
+      abortIncomplete(olderThan: Date, dryRun: boolean): Promise<number> {
+        calls.push([olderThan, dryRun]);
+        return Promise.resolve(3);
+      }
+    }
+    const wrapped = new InstrumentedDriver(new Leftovers(), new Registry());
+    const cutoff = new Date(0);
+    assert.equal(await wrapped.abortIncomplete?.(cutoff, true), 3);
+    assert.deepEqual(calls, [[cutoff, true]]);
+  });
+
   it('counts every action in registry_storage_action_seconds by driver and action, failures included', async function () {
     await driver.putContent('/a/b', Buffer.from('hi'));
     await driver.getContent('/a/b');

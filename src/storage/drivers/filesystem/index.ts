@@ -15,6 +15,7 @@ import {
   read,
   readSync,
   statSync,
+  type Dirent,
   type Stats,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -520,6 +521,36 @@ export class FilesystemDriver implements StorageDriver {
       throw mapError(err, path);
     }
     await fsp.rm(full, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes the temporary files (`<name>.tmp-<random>`) of writes a crash cut short, last modified before
+   * `olderThan`: a directory at a time, so the walk holds one listing in memory, never the tree.
+   */
+  async abortIncomplete(olderThan: Date, dryRun: boolean): Promise<number> {
+    let found = 0;
+    const visit = async (dir: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        if (e.isDirectory()) {
+          await visit(full);
+        } else if (e.name.includes(TEMP_MARK)) {
+          const info = await fsp.lstat(full).catch(() => undefined);
+          if (info === undefined || info.mtime >= olderThan) continue;
+          found++;
+          if (!dryRun) await fsp.rm(full, { force: true });
+        }
+      }
+    };
+    await visit(this.#root);
+    return found;
   }
 
   /** Waits for the writebacks still running. */
