@@ -39,7 +39,7 @@ import { runLoad, type LoadResult } from './load.js';
 import { cpuSeconds, RssSampler } from './proc.js';
 import { redisCli, startRedis, type RunningRedis } from './redis.js';
 import { startRegistry, type CacheMode, type RunningRegistry } from './registries.js';
-import { startToxiproxy, type Toxiproxy } from './toxiproxy.js';
+import { startToxiproxy, type Toxiproxy } from '../test/helpers/toxiproxy.js';
 
 const IDS = ['berth', 'dist3'] as const;
 type Id = (typeof IDS)[number];

@@ -195,6 +195,9 @@ go_install_binary prometheus github.com/prometheus/prometheus/cmd/prometheus@v0.
 go_build_module_binary weed github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6 weed
 # fake-gcs-server, the Google Cloud Storage emulator that the gcs storage driver's tests start (BSD-2-Clause).
 go_install_binary fake-gcs-server github.com/fsouza/fake-gcs-server@v1.56.1
+# Toxiproxy: cuts and latency on the links to the object stores (tc netem is not available here), for the fault tests
+# (test/integration/objectstore-faults.test.ts) and BENCH_SUITE=objectstore.
+go_install_binary toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
 
 # crane and oras: two more real clients of the registry (logins through htpasswd and a token issuer, pushes, pulls).
 go_install_binary crane github.com/google/go-containerregistry/cmd/crane@v0.20.6
@@ -236,8 +239,6 @@ install_kubectl_helm
 
 if [ "${1:-}" = "--bench" ]; then
   go_install_binary registry-v3 github.com/distribution/distribution/v3/cmd/registry@v3.1.2
-  # Toxiproxy: latency on the links to S3 and Redis for BENCH_SUITE=objectstore (tc netem is not available here).
-  go_install_binary toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
 fi
 # Berth's image from the Dockerfile, on a local Debian + Node 24 base (scripts/build-image.sh; cached under .tools/images).
 bash "$root/scripts/build-image.sh"

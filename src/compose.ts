@@ -102,10 +102,10 @@ export async function startRegistry(
   // Every storage action is timed and counted (registry_storage_action_seconds), the cache's savings made visible.
   const driver = new InstrumentedDriver(base, metrics.registry);
   const cache = await createDescriptorCache(config, log, metrics.registry);
-  const storage = new RegistryStorage(
-    driver,
-    cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate },
-  );
+  const storage = new RegistryStorage(driver, {
+    verifyReads: config.verifyReads,
+    ...(cache === undefined ? {} : { wrapStatter: (s, scope) => cache.wrap(s, scope), invalidate: cache.invalidate }),
+  });
   const events = createNotifier(config.notifications, metrics.registry, log);
   const poll = options.filePollMs === undefined ? {} : { pollMs: options.filePollMs };
   let auth: AccessController | undefined;

@@ -211,6 +211,9 @@ function resolveParsed(c: ParsedConfig, ignoredKeys: readonly string[]): Resolve
     readOnly: s.maintenance.readonly.enabled,
     redirect: !s.redirect.disable,
     redirectExpiry: s.redirect.expiry,
+    verifyReads:
+      s.verifyreads === 'on' ||
+      (s.verifyreads === 'auto' && (storage.driver === 's3' || storage.driver === 'gcs' || storage.driver === 'azure')),
     cache: s.cache,
     uploadPurging: s.maintenance.uploadpurging,
     gc: s.maintenance.gc,

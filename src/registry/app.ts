@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { OPEN_GRANT, type Grant } from '../auth/index.js';
 import { envelope, RegistryError } from '../oci/errors.js';
 import { checkName } from '../oci/names.js';
+import { ContentMismatch } from '../storage/blobs.js';
 import { requiredAccess } from './access.js';
 import { Urls, type Ctx, type RegistryDeps, type RegistryState } from './context.js';
 import { blobHandlers } from './handlers/blobs.js';
@@ -20,9 +21,15 @@ type Handler = (ctx: Ctx, name: string, param: string) => Promise<void>;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-function isClientAbort(err: unknown, ctx: Ctx): boolean {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
-  return ctx.req.destroyed || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR';
+/**
+ * Whether the client's own connection failed. Told by its socket, not by the error's code nor the request stream: a
+ * store that fails mid-push fails with ECONNRESET or ECONNREFUSED too, and the upload's pipeline then destroys the
+ * request stream; that is the store's failure, which the client must get as a 5xx it may retry, not a 400.
+ */
+function isClientAbort(ctx: Ctx): boolean {
+  // The request lets go of its socket when the pipeline destroys it; the response holds on to it until it ends.
+  const socket = ctx.res.socket ?? (ctx.req.socket as typeof ctx.req.socket | null);
+  return socket === null || socket.destroyed;
 }
 
 function render(ctx: Ctx, err: RegistryError): void {
@@ -102,8 +109,23 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
     referrers: { GET: listings.referrers },
   };
 
+  // Koa reports a failed response twice (its stream pipeline and its on-finished hook), with the same error.
+  const reported = new WeakSet<ContentMismatch>();
+  /** Logs and counts stored content that is not served; the client gets an error or a cut connection. */
+  const contentMismatch = (ctx: Ctx | undefined, err: ContentMismatch): void => {
+    if (reported.has(err)) return;
+    reported.add(err);
+    const kind = ctx?.state.route === 'manifest' ? 'manifest' : 'blob';
+    metrics?.contentMismatch(kind, err.reason);
+    (ctx?.state.log ?? deps.log).error(
+      { kind, path: err.path, digest: err.digest.value, reason: err.reason, detail: err.message },
+      'stored content does not match its digest; not served',
+    );
+  };
+
   app.on('error', (err: unknown, ctx?: Ctx) => {
     // Stream failures after the headers went out land here; the socket is already gone.
+    if (err instanceof ContentMismatch) return contentMismatch(ctx, err);
     const log = ctx?.state.log ?? deps.log;
     log.warn({ err }, 'response stream failed');
   });
@@ -143,10 +165,13 @@ export function createApp(deps: RegistryDeps, metrics?: HttpMetrics): Koa<Regist
       await next();
     } catch (thrown) {
       const err = fromStorage(thrown);
-      if (err instanceof RegistryError) {
+      if (thrown instanceof ContentMismatch) {
+        contentMismatch(ctx, thrown);
+        render(ctx, err as RegistryError);
+      } else if (err instanceof RegistryError) {
         if (err.status >= 500) ctx.state.log.error({ err }, 'request failed');
         render(ctx, err);
-      } else if (isClientAbort(err, ctx)) {
+      } else if (isClientAbort(ctx)) {
         ctx.state.log.info({ err: String(err) }, 'client went away');
         render(ctx, new RegistryError('BLOB_UPLOAD_INVALID', { message: 'the request body ended early', status: 400 }));
       } else {

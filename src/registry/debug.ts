@@ -40,13 +40,23 @@ export function createDebugServer(options: DebugOptions): Server {
   const timeoutMs = options.storageTimeoutMs ?? 500;
   // At most one storage check runs at a time: on a hung volume each would hold a thread-pool thread for good.
   let checking: Promise<string | undefined> | undefined;
+  /** What the last check that finished said was wrong: a slow failure (retries to a closed port) still shows. */
+  let lastFailure: string | undefined;
   const checkStorage = (): Promise<string | undefined> => {
-    checking ??= storageReachable(options.driver).finally(() => {
-      checking = undefined;
-    });
+    checking ??= storageReachable(options.driver)
+      .then((failure) => {
+        lastFailure = failure;
+        return failure;
+      })
+      .finally(() => {
+        checking = undefined;
+      });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`storage did not answer within ${timeoutMs} ms`), timeoutMs);
+      timer = setTimeout(() => {
+        const last = lastFailure === undefined ? '' : `; the last check that finished said: ${lastFailure}`;
+        resolve(`storage did not answer within ${timeoutMs} ms${last}`);
+      }, timeoutMs);
     });
     return Promise.race([checking, deadline]).finally(() => clearTimeout(timer));
   };

@@ -1,6 +1,6 @@
 // HTTP metrics, with CNCF Distribution 3's names so dashboards written for it keep working. They move on every
 // request, so they aggregate in place (aggregated-metrics.ts) and reach prom-client when scraped.
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AggregatedCounter, AggregatedHistogram } from '../metrics/aggregated.js';
 
 export interface HttpMetrics {
@@ -9,6 +9,11 @@ export interface HttpMetrics {
   started(): void;
   /** Records a request that ended. */
   finished(method: string, route: string, code: number, seconds: number, bytes: number): void;
+  /**
+   * Counts stored content that was not served because it is not what its digest names: `kind` is blob or manifest,
+   * `reason` digest (other bytes) or length (more or fewer bytes).
+   */
+  contentMismatch(kind: string, reason: string): void;
 }
 
 export function createMetrics(): HttpMetrics {
@@ -34,6 +39,13 @@ export function createMetrics(): HttpMetrics {
     buckets: [0, 512, 4096, 65536, 1 << 20, 16 << 20, 256 << 20, 1 << 30],
     registers: [registry],
   });
+  // Rare by nature (damage, or a change behind Berth's back), so a plain counter: any rise deserves an alert.
+  const mismatches = new Counter({
+    name: 'registry_storage_digest_mismatch_total',
+    help: 'Reads of stored blobs and manifests whose bytes did not match their digest or size; never served.',
+    labelNames: ['kind', 'reason'] as const,
+    registers: [registry],
+  });
   let inFlight = 0;
   new Gauge({
     name: 'registry_http_in_flight_requests',
@@ -55,5 +67,6 @@ export function createMetrics(): HttpMetrics {
       duration.record(series, seconds);
       responseSize.record(series, bytes);
     },
+    contentMismatch: (kind, reason) => mismatches.inc({ kind, reason }),
   };
 }

@@ -25,6 +25,8 @@ export interface RegistryStorageOptions {
   readonly wrapStatter?: (statter: BlobStatter, scope: string | undefined) => BlobStatter;
   /** Told of every blob or manifest that stops existing in a scope, so caches can drop it. */
   readonly invalidate?: Invalidate;
+  /** Hash whole blob reads against their digest (storage.verifyreads); on unless told otherwise. */
+  readonly verifyReads?: boolean;
 }
 
 export class RegistryStorage {
@@ -40,7 +42,7 @@ export class RegistryStorage {
 
   constructor(driver: StorageDriver, options: RegistryStorageOptions = {}) {
     this.driver = driver;
-    this.blobs = new GlobalBlobs(driver);
+    this.blobs = new GlobalBlobs(driver, options.verifyReads ?? true);
     this.#wrap = options.wrapStatter ?? ((s) => s);
     this.invalidate = options.invalidate ?? noInvalidate;
     this.#statter = this.#wrap(this.blobs, undefined);

@@ -519,6 +519,17 @@ describe('config/load', function () {
       );
     });
 
+    it('resolves storage.verifyreads: auto hashes blob reads on the object stores, not on local storage', function () {
+      const s3 = { s3: { bucket: 'b', region: 'us-east-1' } };
+      assert.equal(resolveConfig({ storage: s3 }).verifyReads, true);
+      assert.equal(resolveConfig({ storage: { gcs: { bucket: 'b' } } }).verifyReads, true);
+      assert.equal(resolveConfig({ storage: { filesystem: { rootdirectory: '/r' } } }).verifyReads, false);
+      assert.equal(resolveConfig({ storage: { inmemory: {} } }).verifyReads, false);
+      assert.equal(resolveConfig({ storage: { inmemory: {}, verifyreads: 'on' } }).verifyReads, true);
+      assert.equal(resolveConfig({ storage: { ...s3, verifyreads: 'off' } }).verifyReads, false);
+      assert.throws(() => resolveConfig({ storage: { inmemory: {}, verifyreads: 'yes' } }), /verifyreads/);
+    });
+
     it('sets a key of a list item the file has, and keeps header values strings', function () {
       const file = {
         notifications: {

@@ -2,7 +2,7 @@
 import { RegistryError, type ErrorCode } from '../../oci/errors.js';
 import { digestOrUndefined, parseDigest, type Digest } from '../../oci/digest.js';
 import { isValidName } from '../../oci/names.js';
-import type { BlobDescriptor } from '../../storage/blobs.js';
+import { ReadCheck, type BlobDescriptor } from '../../storage/blobs.js';
 import type { Repository } from '../../storage/registry.js';
 import { emptyBody, type Ctx, type RegistryDeps, type Urls } from '../context.js';
 import { contentLength, hasBody, noneMatch, parseContentRange, parseRange, queryString } from '../http.js';
@@ -109,14 +109,20 @@ export function blobHandlers(deps: RegistryDeps, urls: Urls) {
       // Past this point Koa leaves the response to sendFile; its status and headers are already set.
       ctx.respond = false;
       try {
-        await sendFile(ctx.res, file, start, length);
+        await sendFile(ctx.res, file, start, length, {
+          check: storage.blobs.readCheck(digest, start, length, desc.size),
+          // As Koa does for a stream body that fails once under way: the app's error listener logs and counts it.
+          onCut: (err) => ctx.app.emit('error', err, ctx),
+        });
       } catch (err) {
         ctx.respond = true;
         throw err;
       }
       return;
     }
-    ctx.body = await storage.blobs.open(digest, start, length);
+    // An empty read has no last chunk to hold back: an empty blob's content is checked before anything is sent.
+    if (length === 0 && range === undefined) new ReadCheck(digest, 0, 0, 0).finish();
+    ctx.body = await storage.blobs.open(digest, start, length, desc.size);
   }
 
   async function deleteBlob(ctx: Ctx, name: string, param: string): Promise<void> {

@@ -213,6 +213,40 @@ const AUTH_ERRORS: ReadonlySet<string> = new Set([
   'CredentialsProviderError',
 ]);
 
+/** What AWS answers a request signed for, or sent to, the wrong region. */
+const REGION_ERRORS: ReadonlySet<string> = new Set([
+  'AuthorizationHeaderMalformed',
+  'PermanentRedirect',
+  'IllegalLocationConstraintException',
+]);
+
+/** Failures to reach the endpoint at all (a wrong host or port, a firewall) and requests that went silent. */
+const NETWORK_ERRORS: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'TimeoutError',
+]);
+
+/** The region S3 says the bucket is in (its `x-amz-bucket-region` header), when it says. */
+function bucketRegion(err: unknown): string | undefined {
+  const headers = (err as { $response?: { headers?: Record<string, string | undefined> } } | undefined)?.$response
+    ?.headers;
+  return headers?.['x-amz-bucket-region'];
+}
+
+/** Connecting to the store may take this long. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A request whose socket stays silent this long is cut (and retried, when it may be): a store that stops sending in
+ * the middle of a body must not hold a pull, or an upload, for ever.
+ */
+const IDLE_TIMEOUT_MS = 30_000;
+
 export class S3Driver implements StorageDriver {
   readonly name = 's3';
   readonly #client: S3Client;
@@ -249,7 +283,11 @@ export class S3Driver implements StorageDriver {
           }
         : {}),
       ...(options.useragent === '' ? {} : { customUserAgent: options.useragent }),
-      ...(this.#agent === undefined ? {} : { requestHandler: { httpsAgent: this.#agent } }),
+      requestHandler: {
+        connectionTimeout: CONNECT_TIMEOUT_MS,
+        socketTimeout: IDLE_TIMEOUT_MS,
+        ...(this.#agent === undefined ? {} : { httpsAgent: this.#agent }),
+      },
     };
     this.#client = new S3Client(config);
   }
@@ -305,9 +343,27 @@ export class S3Driver implements StorageDriver {
         { cause: err },
       );
     }
+    const expected = bucketRegion(err);
+    if (
+      REGION_ERRORS.has(name) ||
+      status === 301 ||
+      (expected !== undefined && expected !== '' && expected !== this.#options.region)
+    ) {
+      const message = err instanceof Error ? err.message : String(err);
+      return new Error(
+        `s3: ${this.#where}: the bucket is in another region${expected ? ` (${expected})` : ''} than ` +
+          `storage.s3.region (${this.#options.region}) (${name}: ${message})`,
+        { cause: err },
+      );
+    }
     if (err instanceof Error) {
-      // Network failures name the endpoint, so that a wrong regionendpoint is plain in the log.
-      if (!(err instanceof S3ServiceException)) err.message = `s3: ${this.#where}: ${err.message}`;
+      // Network failures name the endpoint and the setting, so that a wrong regionendpoint is plain in the log.
+      if (!(err instanceof S3ServiceException)) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const setting = this.#options.regionendpoint === '' ? 'storage.s3.region' : 'storage.s3.regionendpoint';
+        const hint = NETWORK_ERRORS.has(code) || NETWORK_ERRORS.has(name) ? `; check ${setting}` : '';
+        err.message = `s3: ${this.#where}: ${err.message}${hint}`;
+      }
       return err;
     }
     return new Error(String(err));
