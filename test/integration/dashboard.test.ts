@@ -76,7 +76,12 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
     ) as Dashboard;
     redis = await startRedis();
     berth = await startInProcess({
-      storage: { cache: { blobdescriptor: 'redis', twotier: true } },
+      // Online collection every couple of seconds, with a deleted image for it to sweep (below).
+      storage: {
+        cache: { blobdescriptor: 'redis', twotier: true },
+        delete: { enabled: true },
+        maintenance: { gc: { enabled: true, interval: '2s', graceperiod: '1s' } },
+      },
       redis: { addrs: [redis.addr] },
       // A receiver that is down: its events fail, wait in the queue and are counted.
       notifications: { endpoints: [{ name: 'down', url: 'http://127.0.0.1:1/events', timeout: '200ms' }] },
@@ -133,6 +138,12 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
     await allJobsUp();
     const image = randomImage(2, 4096);
     await pushImage(berth.url, 'dash/app', 'v1', image);
+    const doomed = randomImage(2, 8192);
+    await pushImage(berth.url, 'dash/doomed', 'v1', doomed);
+    assert.equal(
+      (await fetch(`${berth.url}/v2/dash/doomed/manifests/${doomed.digest}`, { method: 'DELETE' })).status,
+      202,
+    );
     const layer = image.layers[0];
     assert.ok(layer !== undefined);
     // Spread over several scrapes, so rate() over the window has points with traffic between them.
@@ -150,6 +161,14 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
       250,
     );
 
+    // A collection swept the deleted image, and Prometheus scraped it.
+    await eventually(
+      async () =>
+        ((await prometheus.query('sum(registry_gc_reclaimed_bytes_total{job="berth"})'))[0]?.value ?? 0) >= 8192,
+      'a collection that reclaimed the deleted image, scraped',
+      30_000,
+      250,
+    );
     const { all } = await jobVariable();
     const mustHaveData = new Set([
       HIT_RATIO,
@@ -161,6 +180,8 @@ describe('Grafana dashboard queries through a real Prometheus @integration', fun
       'Requests per second',
       'Process memory and CPU',
       'Notifications: sent, failed, dropped and queued by endpoint',
+      'Garbage collection: runs and what they swept',
+      'Garbage collection: bytes reclaimed and run time',
     ]);
     for (const panel of dashboard.panels) {
       for (const target of panel.targets) {
