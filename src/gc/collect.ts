@@ -10,6 +10,7 @@
 //   tier, every replica), so no registry answers "exists" for bytes that are gone.
 // What remains is the window between the last re-check and a delete: a manifest PUT that verified an old,
 // unreferenced blob in it fails (MANIFEST_BLOB_UNKNOWN once the link is gone) and the client pushes again.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { digestOrUndefined, type Digest } from '../oci/digest.js';
 import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
@@ -60,6 +61,8 @@ export interface GcOptions {
   readonly signal?: AbortSignal;
   /** The clock (tests). */
   readonly now?: () => number;
+  /** Storage calls of one phase in flight at once (DEFAULT_CONCURRENCY). */
+  readonly concurrency?: number;
 }
 
 /** What one repository gives up. A blob linked into several repositories counts in each. */
@@ -184,54 +187,72 @@ const layersDir = (name: string): string => `${paths.repository(name)}/_layers`;
 const blobDir = (d: Digest): string => paths.blobData(d).slice(0, -'/data'.length);
 
 /**
- * Where a swept blob waits until the run has looked for manifests that raced it: `<alg>/<hex>/data` (the bytes) and
- * `<alg>/<hex>/links` (the repositories whose links went, as JSON), so that it can be put back whole, by this run or,
+ * Where a swept blob's bytes wait (as the file `<alg>-<hex>`, all in one directory, so a move there makes no
+ * directory) until the run has looked for manifests that raced it, so that they can be put back, by this run or,
  * after a crash, by the next.
  */
 export const TRASH = `${ROOT}/_gc-trash`;
-const trashDir = (d: Digest): string => `${TRASH}/${d.algorithm}/${d.hex}`;
-
-/** Storage calls of one phase in flight at once: collection is latency-bound on every backend. */
-const CONCURRENCY = 16;
+const trashFile = (d: Digest): string => `${TRASH}/${d.algorithm}-${d.hex}`;
+/**
+ * The sweep's journal: before a batch of blobs goes to the trash, one file names them and the repositories whose
+ * links go with them (JSON `[[digest, [repository, …]], …]`), so that a crashed run's trash can be put back whole.
+ */
+export const JOURNAL = `${ROOT}/_gc-journal`;
+/** Blobs per journal file: what one sweep batch writes before it moves anything. */
+const JOURNAL_BATCH = 1000;
 
 /**
- * Puts a trashed blob back: its bytes (unless the blob was pushed again meanwhile), and its links in the repositories
- * they were swept from and in `more`; then the trash entry goes.
+ * Storage calls of one phase in flight at once, by default: collection is latency-bound on every backend. Online
+ * collection inside a serving registry asks for fewer, to leave the disk and the thread pool to requests.
  */
-async function restoreFromTrash(driver: StorageDriver, d: Digest, more: readonly string[]): Promise<void> {
-  let links: string[] = [];
-  try {
-    const parsed: unknown = JSON.parse((await driver.getContent(`${trashDir(d)}/links`)).toString('utf8'));
-    if (Array.isArray(parsed)) links = parsed.filter((n): n is string => typeof n === 'string');
-  } catch (err) {
-    if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
-  }
+export const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * Puts a trashed blob back: its bytes (unless the blob was pushed again meanwhile) and its links in `links`; then the
+ * trash entry goes.
+ */
+async function restoreFromTrash(driver: StorageDriver, d: Digest, links: Iterable<string>): Promise<void> {
   if ((await statOrUndefined(driver, paths.blobData(d))) === undefined) {
     try {
-      await driver.move(`${trashDir(d)}/data`, paths.blobData(d));
+      await driver.move(trashFile(d), paths.blobData(d));
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
   }
   if ((await statOrUndefined(driver, paths.blobData(d))) !== undefined) {
-    for (const name of new Set([...links, ...more])) {
+    for (const name of new Set(links)) {
       await driver.putContent(paths.layerLink(name, d), Buffer.from(d.value));
     }
   }
-  await remove(driver, trashDir(d));
+  await remove(driver, trashFile(d));
 }
 
-/** Trash a crashed run left behind goes back where it was, so that this run judges it afresh. */
+/** Trash a crashed run left behind goes back where it was, with its links, so that this run judges it afresh. */
 async function recoverTrash(driver: StorageDriver, log?: Logger): Promise<number> {
-  let recovered = 0;
-  for (const alg of await listDir(driver, TRASH)) {
-    for (const entry of await listDir(driver, alg)) {
-      const d = digestOrUndefined(`${base(alg)}:${base(entry)}`);
-      if (d === undefined) continue;
-      await restoreFromTrash(driver, d, []);
-      recovered++;
+  const journals = await listDir(driver, JOURNAL);
+  const linksOf = new Map<string, string[]>();
+  for (const journal of journals) {
+    try {
+      const entries: unknown = JSON.parse((await driver.getContent(journal)).toString('utf8'));
+      if (!Array.isArray(entries)) continue;
+      for (const entry of entries) {
+        if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !Array.isArray(entry[1])) continue;
+        const names = (entry[1] as unknown[]).filter((n): n is string => typeof n === 'string');
+        linksOf.set(entry[0], [...(linksOf.get(entry[0]) ?? []), ...names]);
+      }
+    } catch (err) {
+      // A journal cut short by the crash: its batch had not started moving anything.
+      if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
     }
   }
+  let recovered = 0;
+  for (const entry of await listDir(driver, TRASH)) {
+    const d = digestOrUndefined(base(entry).replace('-', ':'));
+    if (d === undefined) continue;
+    await restoreFromTrash(driver, d, linksOf.get(d.value) ?? []);
+    recovered++;
+  }
+  for (const journal of journals) await remove(driver, journal);
   if (recovered > 0)
     log?.warn({ recovered }, 'garbage collection: put back blobs an interrupted run left in its trash');
   return recovered;
@@ -242,6 +263,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const { driver, graceMs, dryRun, deleteUntagged, log } = options;
   const invalidate = options.invalidate ?? noInvalidate;
   const now = options.now ?? Date.now;
+  const CONCURRENCY = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
   const started = now();
   const problems: string[] = [];
   const problem = (text: string): void => {
@@ -365,7 +387,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const manifestTotal = [...sweepable.values()].reduce((n, l) => n + l.length, 0);
   let manifestsDone = 0;
   progress('manifests', 0, manifestTotal);
-  for (const [name, candidates] of sweepable) {
+  await forEachLimit([...sweepable], CONCURRENCY, async ([name, candidates]) => {
     // Tags as they are now: one moved onto a candidate during the mark saves it.
     const tagged = new Set<string>();
     for (const tagDir of await listDir(driver, paths.tags(name))) {
@@ -405,7 +427,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       tally(name).manifests++;
       progress('manifests', manifestsDone, manifestTotal);
     }
-  }
+  });
   progress('manifests', manifestTotal, manifestTotal, true);
 
   // Blobs: every one not marked and older than the grace period is a candidate.
@@ -500,7 +522,9 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   let sweepDone = 0;
   progress('sweep', 0, sweepTotal);
   const ordered = [...candidates.values()].sort((a, b) => (a.digest.value < b.digest.value ? -1 : 1));
-  await forEachLimit(ordered, CONCURRENCY, async (candidate) => {
+  const run = randomBytes(8).toString('hex');
+  const journals: string[] = [];
+  const sweepOne = async (candidate: { digest: Digest; size: number; links: string[] }): Promise<void> => {
     stopIfAborted();
     const { digest: d } = candidate;
     const blob = await statOrUndefined(driver, paths.blobData(d));
@@ -520,7 +544,6 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       if (link !== undefined) links.push(name);
     }
     if (!dryRun) {
-      await driver.putContent(`${trashDir(d)}/links`, Buffer.from(JSON.stringify(links)));
       for (const name of links) {
         try {
           await remove(driver, paths.layerLinkDir(name, d));
@@ -529,7 +552,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
         }
       }
       try {
-        await driver.move(paths.blobData(d), `${trashDir(d)}/data`);
+        await driver.move(paths.blobData(d), trashFile(d));
         await remove(driver, blobDir(d));
       } catch (err) {
         // Gone meanwhile (another collector): nothing of it to give back.
@@ -543,7 +566,16 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
     for (const name of links) tally(name).links++;
     trashed.set(d.value, { digest: d, size: blob.size, links });
     progress('sweep', ++sweepDone, sweepTotal);
-  });
+  };
+  for (let at = 0; at < ordered.length; at += JOURNAL_BATCH) {
+    const batch = ordered.slice(at, at + JOURNAL_BATCH);
+    if (!dryRun) {
+      const journal = `${JOURNAL}/${run}-${String(journals.length).padStart(6, '0')}`;
+      await driver.putContent(journal, Buffer.from(JSON.stringify(batch.map((c) => [c.digest.value, c.links]))));
+      journals.push(journal);
+    }
+    await forEachLimit(batch, CONCURRENCY, sweepOne);
+  }
   progress('sweep', sweepTotal, sweepTotal, true);
 
   // Rescan: a manifest written before its PUT's second check may reference what was just swept; it is given back.
@@ -572,7 +604,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
           trashed.delete(ref.value);
           linksSwept -= entry.links.length;
           for (const n of entry.links) tally(n).links--;
-          await restoreFromTrash(driver, ref, [name]);
+          await restoreFromTrash(driver, ref, [...entry.links, name]);
         }
       }
       // A swept untagged manifest of this repository that the new one references (an index's child) comes back too.
@@ -590,7 +622,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const sweptBlobs: string[] = [];
   let bytesFreed = 0;
   await forEachLimit([...trashed.values()], CONCURRENCY, async ({ digest: d, size, links }) => {
-    if (!dryRun) await remove(driver, trashDir(d));
+    if (!dryRun) await remove(driver, trashFile(d));
     sweptBlobs.push(d.value);
     bytesFreed += size;
     for (const name of links.length === 0 ? [''] : links) {
@@ -599,6 +631,8 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       entry.bytes += size;
     }
   });
+  // The journals last: until the trash is empty, they are what puts it back after a crash.
+  for (const journal of journals) await remove(driver, journal);
   const sweptManifestList = [...sweptManifestSet];
 
   // What writes cut short by a crash left behind (temporary files, unfinished multipart uploads), as old as the grace.

@@ -1,9 +1,9 @@
 // Garbage collection against a real registry on the filesystem driver: it frees exactly what nothing references,
 // every remaining image pulls whole, a push in flight survives, and the dry run names what the real run deletes.
 import assert from 'node:assert/strict';
-import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { collectGarbage, TRASH, type GcOptions, type GcReport } from '../../src/gc/collect.js';
+import { collectGarbage, JOURNAL, TRASH, type GcOptions, type GcReport } from '../../src/gc/collect.js';
 import { parseDigest } from '../../src/oci/digest.js';
 import { paths } from '../../src/storage/paths.js';
 import { removeDir, startInProcess, tempDir, type InProcessRegistry } from '../helpers/harness.js';
@@ -233,9 +233,9 @@ describe('garbage collection on a serving registry (filesystem)', function () {
     const driver = reg.registry.storage.driver;
     // What a collector killed between its sweep and its rescan leaves: a layer's link gone, its bytes in the trash.
     const layer = parseDigest(keep.layers[0]!.digest);
-    await driver.putContent(`${TRASH}/${layer.algorithm}/${layer.hex}/links`, Buffer.from(JSON.stringify(['app'])));
+    await driver.putContent(`${JOURNAL}/test-000000`, Buffer.from(JSON.stringify([[layer.value, ['app']]])));
     await driver.delete(paths.layerLinkDir('app', layer));
-    await driver.move(paths.blobData(layer), `${TRASH}/${layer.algorithm}/${layer.hex}/data`);
+    await driver.move(paths.blobData(layer), `${TRASH}/${layer.algorithm}-${layer.hex}`);
     await reg.registry.storage.invalidate(undefined, layer);
     assert.equal(await headBlob(reg.url, 'app', layer.value), 404);
 
@@ -243,14 +243,17 @@ describe('garbage collection on a serving registry (filesystem)', function () {
     assert.deepEqual(report.sweptBlobs, []);
     await pullWhole(reg.url, 'app', 'keep', keep);
     assert.deepEqual(await filesUnder(join(root, TRASH)), []);
+    assert.deepEqual(await filesUnder(join(root, JOURNAL)), []);
   });
 
   it('removes temporary files that crashed writes left, once older than the grace period', async function () {
     const { keep } = images();
     await pushImage(reg.url, 'app', 'keep', keep);
-    const repoDir = join(root, 'docker/registry/v2/repositories/app/_manifests');
-    const old = join(repoDir, 'link.tmp-0123456789ab');
-    const young = join(root, 'docker/registry/v2/blobs/link.tmp-ba9876543210');
+    // The filesystem driver writes every file to its temporary directory under the root, then renames it in place.
+    const temps = join(root, '.tmp-writes');
+    await mkdir(temps, { recursive: true });
+    const old = join(temps, '.tmp-0123456789abcdef');
+    const young = join(temps, '.tmp-fedcba9876543210');
     await writeFile(old, 'half');
     await writeFile(young, 'half');
     const hoursAgo = new Date(Date.now() - 2 * HOUR);

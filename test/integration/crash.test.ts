@@ -517,9 +517,10 @@ describe('crash safety @integration', function () {
       await pushSmallImage(reg.url, repo, 'good', image);
       await crash();
       const tags = join(storage, 'docker', 'registry', 'v2', 'repositories', repo, '_manifests', 'tags');
-      // Killed between the rename's write of the temp file and the rename itself.
+      // Killed between the write of the temp file (in the driver's temporary directory) and its rename into place.
       await mkdir(join(tags, 'torn', 'current'), { recursive: true });
-      await writeFile(join(tags, 'torn', 'current', 'link.tmp-0123456789ab'), image.manifestDigest.slice(0, 20));
+      await mkdir(join(storage, '.tmp-writes'), { recursive: true });
+      await writeFile(join(storage, '.tmp-writes', '.tmp-0123456789abcdef'), image.manifestDigest.slice(0, 20));
       // Killed right after the mkdir.
       await mkdir(join(tags, 'bare', 'current'), { recursive: true });
 

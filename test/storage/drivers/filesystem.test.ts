@@ -122,7 +122,7 @@ describe('filesystem driver: durability', () => {
     assert.deepEqual(
       events.map((e) => [
         e.kind,
-        e.path === target ? 'target' : e.path.startsWith(`${target}.tmp-`) ? 'temp' : e.path,
+        e.path === target ? 'target' : e.path.startsWith(join(dir, '.tmp-writes', '.tmp-')) ? 'temp' : e.path,
         e.destination,
       ]),
       [

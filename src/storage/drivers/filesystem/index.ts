@@ -15,7 +15,6 @@ import {
   read,
   readSync,
   statSync,
-  type Dirent,
   type Stats,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -125,6 +124,11 @@ const readAsync = promisify(read);
 const closeAsync = promisify(close);
 
 const TEMP_MARK = '.tmp-';
+/**
+ * Where writes in progress keep their temporary files, under the root (its name holds TEMP_MARK, so no listing shows
+ * it): one directory to clear of what crashed writes left, and a rename away from any path of the same filesystem.
+ */
+const TEMP_DIR = '.tmp-writes';
 /** Files up to this size are kept by getContent's stat-validated cache. */
 const SMALL_FILE = 4096;
 
@@ -209,6 +213,22 @@ export class FilesystemDriver implements StorageDriver {
     return join(this.#root, checkPath(path));
   }
 
+  /** A fresh temporary file's path in TEMP_DIR. */
+  #tempPath(): string {
+    return join(this.#root, TEMP_DIR, `${TEMP_MARK}${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Creates a temporary file for writing, and TEMP_DIR first when it is missing (a new root, or one deleted). */
+  async #openTemp(temp: string): Promise<fsp.FileHandle> {
+    try {
+      return await fsp.open(temp, 'wx');
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+      await fsp.mkdir(dirname(temp), { recursive: true });
+      return fsp.open(temp, 'wx');
+    }
+  }
+
   async getContent(path: string): Promise<Buffer> {
     const full = this.#full(path);
     const cached = this.#small.get(full);
@@ -246,10 +266,10 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(path: string, content: Uint8Array): Promise<void> {
     const full = this.#full(path);
-    const temp = `${full}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    const temp = this.#tempPath();
     const top = await this.#makeDir(dirname(full));
     try {
-      const handle = await fsp.open(temp, 'wx');
+      const handle = await this.#openTemp(temp);
       try {
         await handle.writeFile(content);
         await this.#durability.file(handle, temp);
@@ -381,10 +401,10 @@ export class FilesystemDriver implements StorageDriver {
     }
     // A truncating writer fills a temp file renamed into place on commit: opening the path itself with 'w' would
     // destroy the old content before we know whether the writer commits or cancels.
-    const target = append ? full : `${full}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    const target = append ? full : this.#tempPath();
     let handle: fsp.FileHandle;
     try {
-      handle = await fsp.open(target, append ? 'a' : 'wx');
+      handle = append ? await fsp.open(target, 'a') : await this.#openTemp(target);
     } catch (err) {
       throw mapError(err, path);
     }
@@ -524,32 +544,25 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * Removes the temporary files (`<name>.tmp-<random>`) of writes a crash cut short, last modified before
-   * `olderThan`: a directory at a time, so the walk holds one listing in memory, never the tree.
+   * Removes the temporary files of writes a crash cut short (in TEMP_DIR), last modified before `olderThan`.
    */
   async abortIncomplete(olderThan: Date, dryRun: boolean): Promise<number> {
+    const dir = join(this.#root, TEMP_DIR);
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return 0;
+      throw mapError(err, `/${TEMP_DIR}`);
+    }
     let found = 0;
-    const visit = async (dir: string): Promise<void> => {
-      let entries: Dirent[];
-      try {
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw err;
-      }
-      for (const e of entries) {
-        const full = join(dir, e.name);
-        if (e.isDirectory()) {
-          await visit(full);
-        } else if (e.name.includes(TEMP_MARK)) {
-          const info = await fsp.lstat(full).catch(() => undefined);
-          if (info === undefined || info.mtime >= olderThan) continue;
-          found++;
-          if (!dryRun) await fsp.rm(full, { force: true });
-        }
-      }
-    };
-    await visit(this.#root);
+    for (const name of names) {
+      const full = join(dir, name);
+      const info = await fsp.lstat(full).catch(() => undefined);
+      if (info === undefined || info.mtime >= olderThan) continue;
+      found++;
+      if (!dryRun) await fsp.rm(full, { force: true, recursive: true });
+    }
     return found;
   }
 
