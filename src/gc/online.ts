@@ -18,7 +18,7 @@ const ONLINE_CONCURRENCY = 2;
  * Storage calls per second of an online collection: about a tenth of a core of this process's CPU on a local disk,
  * so serving keeps most of its rate (BENCH_SUITE=gc measures it); a store of 50,000 blobs takes a few minutes.
  */
-const ONLINE_CALLS_PER_SECOND = 1000;
+const ONLINE_CALLS_PER_SECOND = 500;
 
 export type OnlineGcConfig = ResolvedConfig['gc'];
 
