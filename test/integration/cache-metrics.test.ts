@@ -134,12 +134,16 @@ describe('descriptor cache metrics in a running registry @integration', function
         const start = await read();
         assert.equal((await putManifest(berth.url, 'verify/me', 'v1', image.manifest)).status, 201);
         const first = delta(await read(), start);
-        assert.deepEqual(first.requests, missAll(kind, 6), 'three blobs: a repository and a global lookup each');
-        assert.deepEqual(first.hits, { memory: 0, redis: 0 });
+        // Three blobs: a repository and a global lookup each, all missing the cache; then, once the revision is
+        // written, the check again (for a collection racing the PUT), whose global lookups the first check filled.
+        const sum = (a: Record<string, number>, b: Record<string, number>) =>
+          Object.fromEntries(Object.keys(a).map((k) => [k, (a[k] ?? 0) + (b[k] ?? 0)]));
+        assert.deepEqual(first.requests, sum(missAll(kind, 6), firstTier(kind, 3)));
+        assert.deepEqual(first.hits, firstTier(kind, 3));
         const again = await read();
         assert.equal((await putManifest(berth.url, 'verify/me', 'v2', image.manifest)).status, 201);
         const second = delta(await read(), again);
-        assert.deepEqual(second.hits, firstTier(kind, 3));
+        assert.deepEqual(second.hits, firstTier(kind, 6), 'both checks answered by the cache the second time');
         assert.equal(second.stats, first.stats - 6, 'the blob checks cost no storage stat the second time');
       });
 
