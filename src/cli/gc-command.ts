@@ -217,29 +217,21 @@ async function takeLease(driver: StorageDriver, log: Logger): Promise<Taken> {
   const startedAt = Date.now();
   const glog = log.child({ holder: lease.holder, token });
   glog.info('took the garbage-collection lease');
-  let renewing: Promise<void> | undefined;
-  const renewal = setInterval(() => {
-    renewing ??= lease
-      .renew()
-      .then(
-        (ok) => {
-          if (ok || stop.signal.aborted) return;
-          glog.warn('lost the garbage-collection lease (expired or taken over); stopping');
-          stop.abort(new Error('lost the garbage-collection lease'));
-        },
-        (err: unknown) => glog.warn({ err: errorText(err) }, 'cannot renew the garbage-collection lease'),
-      )
-      .finally(() => (renewing = undefined));
-  }, lease.ttlMs / 3);
+  const renewal = lease.keepRenewed({
+    lost: () => {
+      if (stop.signal.aborted) return;
+      glog.warn('lost the garbage-collection lease (expired or taken over); stopping');
+      stop.abort(new Error('lost the garbage-collection lease'));
+    },
+    failed: (err) => glog.warn({ err: errorText(err) }, 'cannot renew the garbage-collection lease'),
+  });
   return {
     acquired: true,
     run: {
       signal: stop.signal,
       end: async (result) => {
-        clearInterval(renewal);
         unhook();
-        // A renewal still in flight would write the lease back after the release.
-        await renewing;
+        await renewal.stop();
         try {
           await lease.release({ holder: lease.holder, token, startedAt, finishedAt: Date.now(), result });
         } catch (err) {

@@ -190,6 +190,33 @@ export class GcLease {
   }
 
   /**
+   * Renews the lease every third of its TTL until `stop`, which waits for a renewal in flight (so none writes the
+   * lease back after a release). `lost` is told once the lease is no longer this holder's; `failed`, of a renewal
+   * that could not reach storage (the next tick tries again; if none gets through, the lease expires and the next
+   * renewal or the release finds that out).
+   */
+  keepRenewed(handlers: { lost: () => void; failed: (err: unknown) => void }): { stop(): Promise<void> } {
+    let renewing: Promise<void> | undefined;
+    let lost = false;
+    const timer = setInterval(() => {
+      renewing ??= this.renew()
+        .then((ok) => {
+          if (ok || lost) return;
+          lost = true;
+          handlers.lost();
+        }, handlers.failed)
+        .finally(() => (renewing = undefined));
+    }, this.ttlMs / 3);
+    timer.unref();
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await renewing;
+      },
+    };
+  }
+
+  /**
    * Frees the lease (expiry 0), keeping the token so the next holder's is higher, and records how the run ended.
    * Leaves the file alone, and resolves false, when another replica's record is there.
    */

@@ -116,24 +116,15 @@ export function startOnlineGc(options: OnlineGcOptions): OnlineGc {
       { token, graceMs: config.graceperiod, dryRun: config.dryrun, deleteUntagged: config.deleteuntagged },
       'garbage collection started',
     );
-    let renewing: Promise<void> | undefined;
-    const renewal = setInterval(() => {
-      renewing ??= lease
-        .renew()
-        .then(
-          (ok) => {
-            if (ok || run.signal.aborted) return;
-            leaseMetrics.lost();
-            log.warn({ token }, 'garbage collection: lost the lease (expired or taken over); stopping');
-            run.abort(new Error('lost the garbage-collection lease'));
-          },
-          // Storage hiccup: the next tick tries again; if none gets through, the lease expires and the next renewal
-          // (or the release) finds that out.
-          (err: unknown) => log.warn({ token, err: message(err) }, 'garbage collection: cannot renew the lease'),
-        )
-        .finally(() => (renewing = undefined));
-    }, lease.ttlMs / 3);
-    renewal.unref();
+    const renewal = lease.keepRenewed({
+      lost: () => {
+        if (run.signal.aborted) return;
+        leaseMetrics.lost();
+        log.warn({ token }, 'garbage collection: lost the lease (expired or taken over); stopping');
+        run.abort(new Error('lost the garbage-collection lease'));
+      },
+      failed: (err) => log.warn({ token, err: message(err) }, 'garbage collection: cannot renew the lease'),
+    });
     let result: GcResult;
     let report: GcReport | undefined;
     try {
@@ -158,11 +149,9 @@ export function startOnlineGc(options: OnlineGcOptions): OnlineGc {
         log.error({ token, err }, 'garbage collection failed');
       }
     } finally {
-      clearInterval(renewal);
       stopping.signal.removeEventListener('abort', onStop);
     }
-    // A renewal still in flight would write the lease back after the release.
-    await renewing;
+    await renewal.stop();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics.record(result, seconds, report);
     try {
