@@ -91,7 +91,7 @@ export interface KubeCluster {
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-function trackChild(child: ChildProcess): void {
+export function trackChild(child: ChildProcess): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // mocha --exit calls process.exit(): only synchronous work runs here, and kill() is synchronous.

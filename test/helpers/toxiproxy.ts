@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TOOLS_BIN } from './harness.js';
+import { trackChild } from './kube.js';
 import { freePort } from './redis.js';
 
 export const TOXIPROXY = join(TOOLS_BIN, 'toxiproxy');
@@ -34,22 +35,6 @@ export interface Toxiproxy {
   enable(name: string, enabled: boolean): Promise<void>;
   /** Stops the server; its proxies and their connections go with it. */
   stop(): Promise<void>;
-}
-
-/** Toxiproxy servers still running; killed when this process exits, however the test run ends. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function trackChild(child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // mocha --exit calls process.exit(): only synchronous work runs here, and kill() is synchronous.
-    process.on('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-  live.add(child);
-  child.once('exit', () => live.delete(child));
 }
 
 async function api(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
