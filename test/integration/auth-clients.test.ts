@@ -68,6 +68,8 @@ async function runConformance(url: string, user: string, password: string, repor
   assert.equal(result.code, 0, describeFailure(result));
   assert.ok(passed > 50, `only ${passed} specs passed`);
   assert.match(junit, /<testsuites[^>]*\sfailures="0"/);
+  // Kept only when a check above failed, for its report.
+  await removeDir(reportDir);
 }
 
 describe('real clients with access control @integration', function () {

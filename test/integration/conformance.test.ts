@@ -54,6 +54,8 @@ describe('OCI distribution-spec conformance @integration', function () {
 
   let storage: string;
   let reportDir: string;
+  /** Every spec run passed: the report is removed; otherwise it stays for whoever reads report.html. */
+  let clean = false;
   let registry: ChildRegistry | undefined;
 
   before(async function () {
@@ -73,7 +75,7 @@ describe('OCI distribution-spec conformance @integration', function () {
   after(async function () {
     if (registry !== undefined) await registry.stop();
     if (storage !== undefined) await removeDir(storage);
-    // The report directory is kept on purpose: its path is printed for whoever wants to read report.html.
+    if (clean && reportDir !== undefined) await removeDir(reportDir);
   });
 
   it('passes every spec of the pull, push, content discovery and content management workflows', async function () {
@@ -146,5 +148,6 @@ describe('OCI distribution-spec conformance @integration', function () {
       c.name.includes('Cross-mounting without from, and automatic content discovery disabled should return a 202'),
     );
     assert.equal(fallback?.status, 'passed', 'the cross-mount fallback spec (OCI_AUTOMATIC_CROSSMOUNT=0) did not pass');
+    clean = true;
   });
 });

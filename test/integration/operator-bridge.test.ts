@@ -314,7 +314,7 @@ describe('operator-rendered config run by berth serve @integration', function ()
       await registry?.stop();
       registry = undefined;
       await s3?.stop();
-      await redis?.stop();
+      await redis?.dispose();
     });
 
     it('serves pushes and pulls with the ConfigMap and environment the operator renders for examples/s3.yaml', async () => {
@@ -503,7 +503,7 @@ describe('operator-rendered config run by berth serve @integration', function ()
       await registry?.stop();
       registry = undefined;
       await azurite?.stop();
-      await redis?.stop();
+      await redis?.dispose();
     });
 
     it('serves pushes and pulls with the ConfigMap and environment the operator renders for examples/azure.yaml', async () => {
